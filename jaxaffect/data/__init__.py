@@ -1,0 +1,1 @@
+"""Input data: dataset layouts, synthetic corpora and grain pipelines."""
