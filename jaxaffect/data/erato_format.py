@@ -88,7 +88,8 @@ def read_annotations(manual_dir: str | epath.PathLike) -> list[Annotation]:
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != 3:
-                raise EratoFormatError(f"{path}:{lineno}: expected 3 fields, got {len(row)}: {row!r}")
+                raise EratoFormatError(
+                    f"{path}:{lineno}: expected 3 fields, got {len(row)}: {row!r}")
             clip_id, label, split = (c.strip() for c in row)
             if not clip_id or "/" in clip_id or "\\" in clip_id:
                 raise EratoFormatError(f"{path}:{lineno}: bad clip_id {clip_id!r}")

@@ -1,0 +1,129 @@
+"""Orbax checkpoints of the train state and the grain iterator; preemption-safe saving.
+
+Two managers live under `<workdir>/checkpoints/`:
+- `latest/`: train state + data iterator, saved every `checkpoint_every_steps`, at the end of
+  every epoch and when SIGTERM arrives; resuming reads the newest one.
+- `best/`: train state only, kept by the validation metric (model selection never reads test).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import grain
+import orbax.checkpoint as ocp
+
+LATEST = "latest"
+BEST = "best"
+
+
+class Checkpoints:
+    def __init__(self, workdir: str | Path, *, keep: int = 2, best_metric: str = "macro_f1"):
+        root = Path(workdir).absolute() / "checkpoints"
+        self.root = root
+        self.best_metric = best_metric
+        self.latest = ocp.CheckpointManager(
+            root / LATEST,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                 enable_async_checkpointing=False),
+            item_names=("state", "data"),
+        )
+        self.best = ocp.CheckpointManager(
+            root / BEST,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=1, create=True, best_fn=lambda m: float(m[best_metric]),
+                best_mode="max", enable_async_checkpointing=False),
+            item_names=("state",),
+        )
+
+    # -- latest -------------------------------------------------------------------------------
+    def latest_step(self) -> int | None:
+        return self.latest.latest_step()
+
+    def save_latest(self, step: int, state: Any, data_iter: Any | None, force: bool = True) -> None:
+        if step in self.latest.all_steps():
+            return
+        items = {"state": ocp.args.StandardSave(state)}
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+        self.latest.save(step, args=ocp.args.Composite(**items), force=force)
+        self.latest.wait_until_finished()
+
+    def restore_latest(self, abstract_state: Any, data_iter: Any | None,
+                       step: int | None = None) -> Any:
+        step = self.latest.latest_step() if step is None else step
+        items = {"state": ocp.args.StandardRestore(abstract_state)}
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+        restored = self.latest.restore(step, args=ocp.args.Composite(**items))
+        return restored["state"]
+
+    # -- best ---------------------------------------------------------------------------------
+    def best_step(self) -> int | None:
+        return self.best.best_step()
+
+    def best_value(self) -> float | None:
+        step = self.best.best_step()
+        if step is None:
+            return None
+        metrics = self.best.metrics(step) if hasattr(self.best, "metrics") else None
+        if metrics is None:
+            return None
+        return float(metrics[self.best_metric])
+
+    def save_best(self, step: int, state: Any, metrics: dict[str, float]) -> bool:
+        """Saves when `metrics[best_metric]` beats the kept one; returns whether it did."""
+        current = self.best_value()
+        if current is not None and not metrics[self.best_metric] > current:
+            return False
+        if step in self.best.all_steps():
+            return False
+        self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
+                       metrics={k: float(v) for k, v in metrics.items()}, force=True)
+        self.best.wait_until_finished()
+        return True
+
+    def restore_params(self, abstract_state: Any, which: str = BEST) -> tuple[Any, int]:
+        """Restores a state from `best` (falls back to `latest` when no best exists)."""
+        manager = self.best if which == BEST else self.latest
+        step = manager.best_step() if which == BEST else manager.latest_step()
+        if step is None and which == BEST:
+            manager, step = self.latest, self.latest.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{self.root}: no checkpoint to restore")
+        items = {"state": ocp.args.StandardRestore(abstract_state)}
+        restored = manager.restore(step, args=ocp.args.Composite(**items))
+        return restored["state"], step
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()
+
+
+class PreemptionFlag:
+    """Set by SIGTERM (and SIGINT if asked); the loop checks it, saves and stops cleanly."""
+
+    def __init__(self, also_sigint: bool = False):
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signals = [signal.SIGTERM] + ([signal.SIGINT] if also_sigint else [])
+        for sig in signals:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self._event.set()
+
+    @property
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def restore_handlers(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

@@ -1,0 +1,237 @@
+"""`jaxaffect` command line: demo, build, train, eval, predict, synthesize."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  jaxaffect demo [--quick]
+  jaxaffect build erato --manual_dir ~/erato_release --data_dir ~/tfds [--file_format array_record]
+  jaxaffect train --config configs/perr/smta.py:attention=transformer,labels=fine,data=erato \\
+                  --workdir runs/smta_t [--seeds 0,1,2] [--config.training.batch_size=32]
+  jaxaffect eval  --workdir runs/smta_t --split test [--seeds 0,1,2]
+  jaxaffect predict --workdir runs/smta_t --features clip.npz
+"""
+
+
+def _env_setup() -> None:
+    # Keep tensorflow (used only to write TFRecords) off GPUs and quiet.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "jax" not in sys.modules:
+        n = os.environ.get("JAXAFFECT_CPU_DEVICES")
+        if n:
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                       f" --xla_force_host_platform_device_count={int(n)}")
+
+
+def _maybe_init_distributed() -> None:
+    """Joins a multi-process run when launch/ set the JAXAFFECT_* variables (never at import)."""
+    coordinator = os.environ.get("JAXAFFECT_COORDINATOR")
+    if not coordinator:
+        return
+    import jax
+
+    if coordinator == "auto":  # TPU pods and SLURM: jax detects the cluster itself
+        jax.distributed.initialize()
+        return
+    jax.distributed.initialize(
+        coordinator_address=coordinator,
+        num_processes=int(os.environ["JAXAFFECT_NUM_PROCESSES"]),
+        process_id=int(os.environ["JAXAFFECT_PROCESS_ID"]),
+        local_device_ids=None)
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as e:
+        raise SystemExit(f"--seeds {text!r}: expected comma-separated integers") from e
+
+
+def _load_config(spec: str | None, workdir: str | None, overrides: list[str]):
+    from jaxaffect.config_loading import apply_overrides, load_config
+    from jaxaffect.evaluate import load_run_config
+
+    if spec:
+        config = load_config(spec)
+    elif workdir:
+        config = load_run_config(workdir)
+    else:
+        raise SystemExit("--config is required (or a --workdir holding config.json)")
+    apply_overrides(config, overrides)
+    return config
+
+
+def cmd_train(args, overrides) -> int:
+    from jaxaffect.evaluate import seed_workdir, summarize_seeds
+    from jaxaffect.train import train
+
+    config = _load_config(args.config, None, overrides)
+    seeds = _seeds(args.seeds)
+    if not seeds:
+        summary = train(config, args.workdir, progress=not args.no_progress)
+        print(json.dumps(summary, indent=2, default=float))
+        return 0
+    results = []
+    for seed in seeds:
+        config.seed = seed
+        summary = train(config, seed_workdir(args.workdir, seed), progress=not args.no_progress)
+        results.append(summary.get("best_validation") or {})
+    agg = summarize_seeds(results)
+    Path(args.workdir, "seeds_validation.json").write_text(json.dumps(
+        {"seeds": seeds, "validation": agg}, indent=2))
+    _print_seed_table(agg, "validation", seeds)
+    return 0
+
+
+def cmd_eval(args, overrides) -> int:
+    from jaxaffect.evaluate import evaluate_run, seed_workdir, summarize_seeds
+
+    seeds = _seeds(args.seeds)
+    workdirs = [seed_workdir(args.workdir, s) for s in seeds] if seeds else [args.workdir]
+    results = []
+    for wd in workdirs:
+        config = _load_config(args.config, wd, overrides)
+        result = evaluate_run(config, wd, args.split, args.checkpoint)
+        results.append(result["metrics"])
+        if not seeds:
+            print(json.dumps(result, indent=2))
+    if seeds:
+        agg = summarize_seeds(results)
+        Path(args.workdir, f"seeds_{args.split}.json").write_text(json.dumps(
+            {"seeds": seeds, args.split: agg}, indent=2))
+        _print_seed_table(agg, args.split, seeds)
+    return 0
+
+
+def _print_seed_table(agg: dict, split: str, seeds: list[int]) -> None:
+    print(f"{split} metrics over seeds {seeds} (mean ± std):")
+    for k, v in agg.items():
+        print(f"  {k:28s} {v['mean']:.4f} ± {v['std']:.4f}")
+
+
+def cmd_predict(args, overrides) -> int:
+    from jaxaffect.evaluate import predict_file
+
+    del overrides
+    result = predict_file(args.workdir, args.features, args.checkpoint)
+    print(f"{args.features}: {result['prediction']}")
+    for name, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
+        print(f"  {name:10s} {p:.4f}")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_build(args, overrides) -> int:
+    from jaxaffect.data.build import build_dataset
+
+    del overrides
+    path = build_dataset(args.name, args.manual_dir, args.data_dir, args.file_format)
+    print(f"built {args.name} into {path}")
+    return 0
+
+
+def cmd_synthesize(args, overrides) -> int:
+    from jaxaffect.data.erato_synthetic import generate_corpus
+
+    del overrides
+    summary = generate_corpus(args.out, num_clips=args.num_clips, seed=args.seed, progress=True)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_demo(args, overrides) -> int:
+    from jaxaffect.demo import run_demo
+
+    del overrides
+    run_demo(args.workdir, quick=args.quick, data_home=args.data_home,
+             progress=not args.no_progress, seeds=_seeds(args.seeds) or [0])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jaxaffect", description="Multimodal affective video understanding (JAX/Flax).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="synthetic ERATO-layout corpus -> build -> train -> eval")
+    d.add_argument("--quick", action="store_true", help="a smaller corpus and fewer epochs")
+    d.add_argument("--workdir", default="demo_runs", help="where runs and results go")
+    d.add_argument("--data_home", default=None,
+                   help="where the corpus and its build go (default $JAXAFFECT_HOME or "
+                        "~/.cache/jaxaffect)")
+    d.add_argument("--seeds", default="0", help="comma-separated seeds (mean ± std if several)")
+    d.add_argument("--no_progress", action="store_true")
+    d.set_defaults(fn=cmd_demo)
+
+    b = sub.add_parser("build", help="materialise a dataset from its release into TFRecords")
+    b.add_argument("name", choices=["erato"])
+    b.add_argument("--manual_dir", required=True, help="the release in the documented layout")
+    b.add_argument("--data_dir", required=True, help="TFDS data_dir to write into")
+    b.add_argument("--file_format", default="tfrecord", choices=["tfrecord", "array_record"])
+    b.set_defaults(fn=cmd_build)
+
+    for name, fn, helptext in (("train", cmd_train, "train (or resume) a run"),
+                               ("eval", cmd_eval, "evaluate a run's best checkpoint")):
+        t = sub.add_parser(name, help=helptext,
+                           description=helptext + "; extra --config.key=value flags override "
+                           "config fields")
+        t.add_argument("--config", required=(name == "train"),
+                       help="config file and argument, e.g. configs/perr/smta.py:attention=dot"
+                       + ("" if name == "train" else " (default: <workdir>/config.json)"))
+        t.add_argument("--workdir", required=True)
+        t.add_argument("--seeds", default=None,
+                       help="comma-separated seeds; runs go to <workdir>/seed_<k>, "
+                            "mean ± std is reported")
+        if name == "train":
+            t.add_argument("--no_progress", action="store_true")
+        else:
+            t.add_argument("--split", default="test", choices=["test", "validation", "train"])
+            t.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+        t.set_defaults(fn=fn)
+
+    pr = sub.add_parser("predict", help="predict one clip's feature file with a trained run")
+    pr.add_argument("--workdir", required=True)
+    pr.add_argument("--features", required=True, help="a per-clip .npz in the builder's layout")
+    pr.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+    pr.add_argument("--json", action="store_true", help="also print the result as JSON")
+    pr.set_defaults(fn=cmd_predict)
+
+    sy = sub.add_parser("synthesize", help="write the synthetic ERATO-layout corpus")
+    sy.add_argument("--out", required=True)
+    sy.add_argument("--num_clips", type=int, default=2000)
+    sy.add_argument("--seed", type=int, default=0)
+    sy.set_defaults(fn=cmd_synthesize)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _env_setup()
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    bad = [u for u in unknown if not u.startswith("--config.")]
+    if bad or (unknown and args.command not in ("train", "eval")):
+        parser.error(f"unrecognised arguments: {' '.join(bad or unknown)}")
+    from jaxaffect.config_loading import ConfigError
+    from jaxaffect.data.erato_format import EratoFormatError
+    from jaxaffect.train import NonFiniteLossError
+
+    if args.command in ("train", "eval"):
+        _maybe_init_distributed()
+    try:
+        return args.fn(args, unknown)
+    except (ConfigError, EratoFormatError, NonFiniteLossError, FileNotFoundError) as e:
+        print(f"jaxaffect {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Config files and command-line overrides.
+
+A config is a Python file with `get_config(arg: str | None) -> ml_collections.ConfigDict`, named
+on the command line as `path/to/cfg.py:key=value,flag,...` (the part after ':' is passed to
+get_config). Further `--config.a.b=value` flags override single fields, typed like the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+    """A config file, config string or override is invalid (the message says which)."""
+
+
+def parse_arg(arg: str | None, defaults: dict) -> ml_collections.ConfigDict:
+    """'a=1,b=x,runlocal' -> ConfigDict over `defaults` (bare names mean True)."""
+    out = ml_collections.ConfigDict(dict(defaults))
+    if not arg:
+        return out
+    for item in arg.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if key not in defaults:
+            raise ConfigError(f"config argument {key!r} is unknown; known: {sorted(defaults)}")
+        out[key] = _typed(value, defaults[key], key) if sep else True
+    return out
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads `file.py[:arg]` and calls its get_config(arg)."""
+    path_str, _, arg = spec.partition(":")
+    path = Path(path_str).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    module_name = f"jaxaffect_config_{abs(hash(str(path.resolve())))}"
+    spec_obj = importlib.util.spec_from_file_location(module_name, path)
+    if spec_obj is None or spec_obj.loader is None:
+        raise ConfigError(f"{path}: cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec_obj)
+    sys.modules[module_name] = module
+    spec_obj.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path}: defines no get_config(arg)")
+    config = module.get_config(arg or None)
+    config.config_file = str(path)
+    config.config_arg = arg or ""
+    return config
+
+
+def _typed(value: str, current, key: str):
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected a boolean, got {value!r}")
+    if isinstance(current, int) and not isinstance(current, bool):
+        try:
+            return int(value)
+        except ValueError as e:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from e
+    if isinstance(current, float):
+        try:
+            return float(value)
+        except ValueError as e:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from e
+    if isinstance(current, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
+    """Applies ['--config.a.b=v', ...] (or 'a.b=v') in order, in place."""
+    for raw in overrides:
+        item = raw[len("--config."):] if raw.startswith("--config.") else raw
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {raw!r}: expected --config.key=value")
+        node = config
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if p not in node:
+                raise ConfigError(f"override {raw!r}: no config field {key!r}")
+            node = node[p]
+        leaf = parts[-1]
+        if leaf not in node:
+            raise ConfigError(f"override {raw!r}: no config field {key!r}")
+        node[leaf] = _typed(value, node[leaf], key)
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def config_from_json(text: str) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(json.loads(text))

@@ -1,0 +1,92 @@
+"""Evaluation of a trained run, single-clip prediction, and multi-seed summaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxaffect.checkpointing import Checkpoints
+from jaxaffect.config_loading import config_from_json
+from jaxaffect.metrics import mean_std
+from jaxaffect.run_logging import MetricWriter
+from jaxaffect.train import Setup, run_evaluation
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; is {workdir} a training workdir?")
+    return config_from_json(path.read_text())
+
+
+def restore_state(setup: Setup, workdir: str, which: str = "best") -> tuple[Any, int]:
+    ckpts = Checkpoints(workdir, best_metric=setup.task.selection_metric())
+    try:
+        return ckpts.restore_params(setup.abstract_sharded, which)
+    finally:
+        ckpts.close()
+
+
+def evaluate_run(config: ml_collections.ConfigDict, workdir: str, split: str = "test",
+                 which: str = "best") -> dict[str, Any]:
+    """Evaluates the best (or latest) checkpoint of `workdir` on `split` and writes:
+    predictions_<split>.jsonl, eval_<split>.json, confusion images and metrics.jsonl records."""
+    setup = Setup(config)
+    state, step = restore_state(setup, workdir, which)
+    metrics, records, outputs = run_evaluation(setup, state.params, split)
+    out = Path(workdir)
+    if jax.process_index() == 0:
+        with (out / f"predictions_{split}.jsonl").open("w") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+        figures = setup.task.write_figures(outputs, metrics, str(out), split)
+        result = {"split": split, "checkpoint": which, "checkpoint_step": int(step),
+                  "num_examples": len(records), "metrics": metrics, "figures": figures}
+        (out / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
+        writer = MetricWriter(out, tensorboard=True)
+        writer.write(int(step), {f"{split}/{k}": v for k, v in metrics.items()})
+        writer.close()
+        return result
+    return {"split": split, "metrics": metrics}
+
+
+def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, Any]:
+    """Predicts one clip's feature file with a trained run."""
+    config = load_run_config(workdir)
+    with config.unlocked():
+        config.mesh.data, config.mesh.fsdp = 1, 1
+    setup = Setup(config, steps_per_epoch=1)
+    state, step = restore_state(setup, workdir, which)
+    task = setup.task
+    batch = task.load_clip(features)
+    batch["valid"] = np.ones((1,), bool)
+    out = jax.device_get(task.predict(setup.model, state.params, batch))
+    probs = np.asarray(out["probs"][0])
+    names = task.class_names
+    return {"features": features, "checkpoint_step": int(step),
+            "prediction": names[int(probs.argmax())],
+            "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+
+
+def summarize_seeds(results: list[dict[str, float]], keys: list[str] | None = None
+                    ) -> dict[str, dict[str, float]]:
+    """mean and std over seeds of every metric present in all results."""
+    if not results:
+        return {}
+    keys = keys or [k for k in results[0] if all(k in r for r in results)]
+    out = {}
+    for k in keys:
+        vals = [float(r[k]) for r in results if isinstance(r.get(k), (int, float))]
+        if len(vals) == len(results):
+            m, s = mean_std(vals)
+            out[k] = {"mean": m, "std": s, "n": len(vals)}
+    return out
+
+
+def seed_workdir(workdir: str, seed: int) -> str:
+    return str(Path(workdir) / f"seed_{seed}")

@@ -1,0 +1,303 @@
+"""The one generic trainer: mesh -> data -> model and optimizer -> shardings -> restore -> loop.
+
+Every experiment family plugs in through its Task (jaxaffect/tasks); nothing here knows about
+any model. Runs on one CPU, on a multi-device mesh and on several processes alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxaffect import sharding as shd
+from jaxaffect.checkpointing import Checkpoints, PreemptionFlag
+from jaxaffect.config_loading import config_to_json
+from jaxaffect.run_logging import MetricWriter, Progress, read_metrics
+from jaxaffect.tasks.base import Task, concat_batches, get_task
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN/inf; the run stopped and the last good checkpoint is kept."""
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer
+# ----------------------------------------------------------------------------------------------
+def make_schedule(opt: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
+    """Step-decay schedule: lr x decay_factor every decay_every_epochs epochs (paper Sec. 5.1)."""
+    every = int(opt.get("decay_every_epochs", 0) or 0)
+    if every <= 0:
+        return optax.constant_schedule(opt.learning_rate)
+    return optax.exponential_decay(opt.learning_rate, transition_steps=every * steps_per_epoch,
+                                   decay_rate=opt.decay_factor, staircase=True)
+
+
+def make_optimizer(opt: ml_collections.ConfigDict, steps_per_epoch: int
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    schedule = make_schedule(opt, steps_per_epoch)
+    parts = []
+    if opt.get("grad_clip_norm", 0.0):
+        parts.append(optax.clip_by_global_norm(opt.grad_clip_norm))
+    if opt.name == "adam":
+        parts.append(optax.adam(schedule))
+    elif opt.name == "adamw":
+        parts.append(optax.adamw(schedule, weight_decay=opt.weight_decay))
+    elif opt.name == "sgd":
+        parts.append(optax.sgd(schedule, momentum=opt.get("momentum", 0.9)))
+    else:
+        raise ValueError(f"optimizer.name={opt.name!r}: one of adam, adamw, sgd")
+    return optax.chain(*parts), schedule
+
+
+# ----------------------------------------------------------------------------------------------
+# Setup shared by train, eval and predict
+# ----------------------------------------------------------------------------------------------
+class Setup:
+    """Mesh, task, model, optimizer and shardings of a run (no data iteration yet)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, steps_per_epoch: int | None = None):
+        self.config = config
+        self.mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp)
+        self.task: Task = get_task(config)
+        self.model = self.task.make_model()
+        if steps_per_epoch is None:
+            steps_per_epoch = max(1, self.task.num_examples("train")
+                                  // config.training.batch_size)
+        self.steps_per_epoch = steps_per_epoch
+        self.tx, self.schedule = make_optimizer(config.optimizer, steps_per_epoch)
+        dummy = self.task.dummy_batch(1)
+
+        def init(rng):
+            variables = self.task.init_variables(self.model, rng, dummy)
+            params = variables["params"]
+            return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                              opt_state=self.tx.init(params))
+
+        self._init = init
+        init_rng = jax.random.fold_in(jax.random.key(config.seed), 0)
+        self.init_rng = init_rng
+        self.abstract_state = jax.eval_shape(init, init_rng)
+        self.state_shardings = shd.tree_shardings(self.abstract_state, self.mesh,
+                                                  config.mesh.get("min_shard_size", 2**12))
+        self.batch_sharding = shd.batch_sharding(self.mesh)
+        self.abstract_sharded = jax.tree_util.tree_map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+            self.abstract_state, self.state_shardings)
+
+    def init_state(self) -> TrainState:
+        """Parameters are created already sharded: jit(init) with out_shardings."""
+        return jax.jit(self._init, out_shardings=self.state_shardings)(self.init_rng)
+
+    def make_train_step(self):
+        task, model, tx, schedule = self.task, self.model, self.tx, self.schedule
+        base_rng = jax.random.fold_in(jax.random.key(self.config.seed), 1)
+
+        def train_step(state: TrainState, batch):
+            rng = jax.random.fold_in(base_rng, state.step)
+
+            def loss_fn(params):
+                return task.loss(model, params, batch, rng, True)
+
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+            metrics = dict(aux)
+            metrics["loss"] = loss
+            metrics["grad_norm"] = optax.global_norm(grads)
+            metrics["learning_rate"] = schedule(state.step)
+            return TrainState(state.step + 1, params, opt_state), metrics
+
+        return jax.jit(train_step,
+                       in_shardings=(self.state_shardings, self.batch_sharding),
+                       out_shardings=(self.state_shardings, shd.replicated(self.mesh)),
+                       donate_argnums=(0,))
+
+    def make_predict_step(self):
+        task, model = self.task, self.model
+        return jax.jit(lambda params, batch: task.predict(model, params, batch),
+                       in_shardings=(self.state_shardings.params, self.batch_sharding),
+                       out_shardings=self.batch_sharding)
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation over a whole split
+# ----------------------------------------------------------------------------------------------
+def run_evaluation(setup: Setup, params: Any, split: str, predict_step=None
+                   ) -> tuple[dict[str, float], list[dict], dict[str, np.ndarray]]:
+    """Predicts every example of `split` once; metrics are computed over the whole split."""
+    task = setup.task
+    predict_step = predict_step or setup.make_predict_step()
+    ds = task.dataset(split, train=False, seed=0, num_epochs=1,
+                      process_index=jax.process_index(), process_count=jax.process_count())
+    it = iter(ds)
+    device_parts, host_parts = [], []
+    template = None
+    while True:
+        batch = next(it, None)
+        if jax.process_count() > 1:  # every host runs the same number of steps
+            done = shd.gather_rows(np.array([batch is None]))
+            if bool(np.all(done)):
+                break
+            if batch is None:
+                batch = jax.tree_util.tree_map(np.zeros_like, template)
+        elif batch is None:
+            break
+        template = batch
+        dev = task.device_batch(batch)
+        out = predict_step(params, shd.global_batch(dev, setup.mesh))
+        local = {k: shd.local_rows(v) for k, v in out.items()}
+        local.update({k: np.asarray(v) for k, v in dev.items() if not isinstance(v, dict)})
+        device_parts.append(local)
+        host_parts.append({k: np.asarray(batch[k]) for k in task.host_keys})
+    outputs = concat_batches(device_parts)
+    host = concat_batches(host_parts)
+    if jax.process_count() > 1:
+        outputs = {k: shd.gather_rows(v) for k, v in outputs.items()}
+        host = {k: _gather_strings(v) for k, v in host.items()}
+    keep = outputs["valid"].astype(bool)
+    outputs = {k: v[keep] for k, v in outputs.items()}
+    host = {k: v[keep] for k, v in host.items()}
+    metrics, records = task.evaluate(outputs, host)
+    return metrics, records, outputs
+
+
+def _gather_strings(values: np.ndarray) -> np.ndarray:
+    encoded = [str(v).encode() for v in values]
+    width = max([len(e) for e in encoded] + [1])
+    width = int(shd.gather_rows(np.array([width])).max())
+    arr = np.zeros((len(encoded), width), np.uint8)
+    for i, e in enumerate(encoded):
+        arr[i, :len(e)] = np.frombuffer(e, np.uint8)
+    full = shd.gather_rows(arr)
+    return np.array([bytes(r).rstrip(b"\0").decode() for r in full], dtype=object)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
+          stop_after_steps: int | None = None) -> dict[str, Any]:
+    """Trains (or resumes) a run in `workdir`; returns the best validation metrics.
+
+    `stop_after_steps` stops early (as a preemption would) after that many steps of this call;
+    it exists to exercise resumption.
+    """
+    workdir_path = Path(workdir)
+    tcfg = config.training
+    setup = Setup(config)
+    task = setup.task
+    steps_per_epoch = setup.steps_per_epoch
+    total_steps = tcfg.num_epochs * steps_per_epoch
+    if jax.process_index() == 0:
+        workdir_path.mkdir(parents=True, exist_ok=True)
+        (workdir_path / "config.json").write_text(config_to_json(config))
+
+    ckpts = Checkpoints(workdir_path, best_metric=task.selection_metric())
+    train_ds = task.dataset("train", train=True, seed=config.seed, num_epochs=tcfg.num_epochs,
+                            process_index=jax.process_index(),
+                            process_count=jax.process_count())
+    data_iter = iter(train_ds)
+    start = ckpts.latest_step()
+    if start is not None:
+        state = ckpts.restore_latest(setup.abstract_sharded, data_iter)
+        start = int(state.step)
+    else:
+        state = setup.init_state()
+        start = 0
+    writer = MetricWriter(workdir_path, resume_step=start if start else None)
+    if start == 0:
+        writer.write(0, {"param_count": sum(x.size for x in
+                                            jax.tree_util.tree_leaves(state.params)),
+                         "steps_per_epoch": steps_per_epoch, "total_steps": total_steps})
+    train_step = setup.make_train_step()
+    predict_step = setup.make_predict_step()
+    flag = PreemptionFlag()
+    bar = Progress(total_steps, initial=start, desc=f"train {config.get('name', config.task)}",
+                   enabled=progress)
+    log_every = max(1, int(tcfg.log_every_steps))
+    ckpt_every = int(tcfg.checkpoint_every_steps or 0)
+    eval_every = max(1, int(tcfg.get("eval_every_epochs", 1))) * steps_per_epoch
+    window: list[dict[str, float]] = []
+    t_window = time.perf_counter()
+    step = start
+    stopped_early = False
+    try:
+        while step < total_steps:
+            batch = next(data_iter, None)
+            if batch is None:
+                raise RuntimeError(f"train data ran out at step {step} of {total_steps}")
+            state, metrics = train_step(state, shd.global_batch(task.device_batch(batch),
+                                                                setup.mesh))
+            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            step += 1
+            if not math.isfinite(metrics["loss"]):
+                last = ckpts.latest_step()
+                writer.write(step, {"train/loss": metrics["loss"], "error": "non-finite loss"})
+                raise NonFiniteLossError(
+                    f"step {step}: training loss is {metrics['loss']}; the run stopped. "
+                    f"The last good checkpoint (step {last}) in {ckpts.root / 'latest'} is kept; "
+                    "lower optimizer.learning_rate or set optimizer.grad_clip_norm and rerun.")
+            window.append(metrics)
+            bar.update(1, loss=metrics["loss"])
+            if step % log_every == 0 or step == total_steps:
+                dt = time.perf_counter() - t_window
+                avg = {f"train/{k}": float(np.mean([m[k] for m in window])) for k in window[0]}
+                avg["train/examples_per_sec"] = len(window) * tcfg.batch_size / max(dt, 1e-9)
+                avg["epoch"] = step / steps_per_epoch
+                writer.write(step, avg)
+                window, t_window = [], time.perf_counter()
+            if step % eval_every == 0 or step == total_steps:
+                val, _, _ = run_evaluation(setup, state.params, "validation", predict_step)
+                writer.write(step, {f"val/{k}": v for k, v in val.items()})
+                improved = ckpts.save_best(step, state, val)
+                sel = task.selection_metric()
+                bar.write(f"step {step} (epoch {step / steps_per_epoch:.0f}): validation "
+                          f"{sel}={val[sel]:.4f}" + (" (best so far)" if improved else ""))
+                ckpts.save_latest(step, state, data_iter)
+            elif ckpt_every and step % ckpt_every == 0:
+                ckpts.save_latest(step, state, data_iter)
+            preempted = flag.is_set
+            if jax.process_count() > 1 and step % log_every == 0:
+                preempted = bool(np.any(shd.gather_rows(np.array([preempted]))))
+            if preempted or (stop_after_steps is not None and step - start >= stop_after_steps):
+                ckpts.save_latest(step, state, data_iter)
+                bar.write(f"stopping at step {step}; checkpoint saved, rerun the same command "
+                          "to resume")
+                stopped_early = True
+                break
+    finally:
+        bar.close()
+        writer.close()
+        flag.restore_handlers()
+    best_step = ckpts.best_step()
+    summary: dict[str, Any] = {"workdir": str(workdir_path), "steps": step,
+                               "total_steps": total_steps, "finished": step >= total_steps,
+                               "stopped_early": stopped_early, "best_step": best_step}
+    if best_step is not None:
+        summary["best_validation"] = ckpts.best.metrics(best_step)
+    ckpts.close()
+    if jax.process_index() == 0:
+        from jaxaffect.plots import plot_training_curves
+
+        plot_training_curves(read_metrics(writer.path), str(workdir_path / "training_curves.png"),
+                             keys=("train/loss", f"val/{task.selection_metric()}"))
+        (workdir_path / "train_summary.json").write_text(json.dumps(summary, indent=2,
+                                                                    default=float))
+    return summary
