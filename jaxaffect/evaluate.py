@@ -59,7 +59,7 @@ def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, 
     """Predicts one clip's feature file with a trained run."""
     config = load_run_config(workdir)
     with config.unlocked():
-        config.mesh.data, config.mesh.fsdp = 1, 1
+        config.mesh.data, config.mesh.fsdp, config.mesh.num_devices = 1, 1, 1
     setup = Setup(config, steps_per_epoch=1)
     state, step = restore_state(setup, workdir, which)
     task = setup.task

@@ -74,7 +74,9 @@ class Setup:
 
     def __init__(self, config: ml_collections.ConfigDict, steps_per_epoch: int | None = None):
         self.config = config
-        self.mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp)
+        n = int(config.mesh.get("num_devices", 0) or 0)
+        self.mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp,
+                                  devices=jax.devices()[:n] if n else None)
         self.task: Task = get_task(config)
         self.model = self.task.make_model()
         if steps_per_epoch is None:

@@ -12,3 +12,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+# One persistent XLA compilation cache per test session: the trainer tests start several runs
+# of the same programs (resume, multi-seed), which then compile once.
+import tempfile  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ.get("JAXAFFECT_TEST_XLA_CACHE")
+                  or tempfile.mkdtemp(prefix="jaxaffect-xla-cache-"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

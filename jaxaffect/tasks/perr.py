@@ -78,6 +78,7 @@ def default_config(fusion: str, arg: str | None) -> ml_collections.ConfigDict:
     c.mesh.data = -1
     c.mesh.fsdp = 1
     c.mesh.min_shard_size = 4096
+    c.mesh.num_devices = 0  # 0: every device; n: the first n (single-process runs)
 
     if a.runlocal:  # a tiny debug run
         c.model.hidden_size = 16

@@ -1,0 +1,180 @@
+"""End-to-end trainer tests on a tiny built dataset: train+eval+predict, resume, devices, NaN."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxaffect.data import erato_format as ef
+from jaxaffect.evaluate import evaluate_run, predict_file
+from jaxaffect.run_logging import read_metrics
+from jaxaffect.tasks.perr import default_config
+from jaxaffect.train import NonFiniteLossError, train
+
+pytestmark = pytest.mark.slow
+
+
+def write_manual_dir(root: Path, num_clips: int = 64, seed: int = 0) -> Path:
+    """A small random ERATO-layout manual_dir (the labels are learnable from person_a)."""
+    rng = np.random.default_rng(seed)
+    dims = {"person_a": 6, "person_b": 6, "background": 4, "audio": 5, "text": 3}
+    rows = []
+    for i in range(num_clips):
+        label = ef.FINE_LABELS[i % len(ef.FINE_LABELS)]
+        t = int(rng.integers(4, 15))
+        feats = {s: rng.normal(size=(t, d)).astype(np.float32) for s, d in dims.items()}
+        feats["person_a"][:, 0] += 2.0 * ef.FINE_LABELS.index(label)
+        masks = {s: rng.random(t) > 0.2 for s in dims}
+        for s in dims:
+            feats[s][~masks[s]] = 0.0
+        cid = f"clip_{i:03d}"
+        ef.write_clip(ef.feature_path(root, cid), ef.ClipFeatures(feats, masks))
+        rows.append(ef.Annotation(cid, label, "test" if i % 4 == 0 else "train"))
+    ef.write_annotations(root, rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[str, Path]:
+    from jaxaffect.data.build import build_dataset
+
+    root = tmp_path_factory.mktemp("erato")
+    manual = write_manual_dir(root / "manual")
+    return build_dataset("erato", str(manual), str(root / "tfds"), "tfrecord"), manual
+
+
+@pytest.fixture(scope="module")
+def builder_dir(built) -> str:
+    return built[0]
+
+
+def tiny_config(builder_dir: str, fusion: str = "smta", **training):
+    c = default_config(fusion, "attention=transformer,runlocal")
+    c.data.builder_dir = builder_dir
+    c.data.max_steps = 10
+    c.data.validation_fraction = 0.15
+    c.training.batch_size = 8
+    c.training.num_epochs = 2
+    c.training.log_every_steps = 1
+    c.training.checkpoint_every_steps = 3
+    c.mesh.data, c.mesh.fsdp = 4, 2
+    for k, v in training.items():
+        c.training[k] = v
+    return c
+
+
+def losses_by_step(workdir: Path) -> dict[int, float]:
+    return {r["step"]: r["train/loss"] for r in read_metrics(workdir / "metrics.jsonl")
+            if "train/loss" in r}
+
+
+def test_train_eval_predict_end_to_end(built, tmp_path):
+    builder_dir, manual = built
+    config = tiny_config(builder_dir)
+    summary = train(config, str(tmp_path), progress=False)
+    assert summary["finished"] and summary["best_step"] is not None
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert any("val/macro_f1" in r for r in records)
+    assert all(math.isfinite(r["train/loss"]) for r in records if "train/loss" in r)
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["fusion"] == "smta"
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "checkpoints" / "latest").is_dir()
+    assert (tmp_path / "checkpoints" / "best").is_dir()
+    assert (tmp_path / "training_curves.png").stat().st_size > 1000
+
+    result = evaluate_run(config, str(tmp_path), "test")
+    preds = [json.loads(line) for line in
+             (tmp_path / "predictions_test.jsonl").read_text().splitlines()]
+    assert len(preds) == result["num_examples"] == 16  # every 4th of 64 clips, once each
+    assert len({p["clip_id"] for p in preds}) == 16
+    for p in preds:
+        assert p["label"] in ef.FINE_LABELS and p["prediction"] in ef.FINE_LABELS
+        assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert p["prediction"] == max(p["probabilities"], key=p["probabilities"].get)
+    m = result["metrics"]
+    labels = np.array([ef.FINE_LABELS.index(p["label"]) for p in preds])
+    hits = np.array([p["label"] == p["prediction"] for p in preds])
+    assert m["micro_f1"] == pytest.approx(hits.mean())  # single-label micro-F1 = accuracy
+    assert m["accuracy"] == pytest.approx(hits.mean())
+    assert sorted(np.bincount(labels, minlength=5)) == [3, 3, 3, 3, 4]
+    assert 0.0 <= m["coarse/macro_f1"] <= 1.0
+    assert (tmp_path / "confusion_test.png").exists()
+    assert (tmp_path / "confusion_test_coarse.png").exists()
+
+    clip = manual / "features" / "clip_000.npz"
+    out = predict_file(str(tmp_path), str(clip))
+    assert out["prediction"] in ef.FINE_LABELS
+    assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    test_pred = next(p for p in preds if p["clip_id"] == "clip_000")
+    for name, p in out["probabilities"].items():  # same model, same clip: same answer
+        assert p == pytest.approx(test_pred["probabilities"][name], abs=1e-4)
+
+
+def test_resume_gives_identical_losses(builder_dir, tmp_path):
+    config = tiny_config(builder_dir, checkpoint_every_steps=0)
+    full = tmp_path / "full"
+    train(config, str(full), progress=False)
+    expected = losses_by_step(full)
+
+    resumed = tmp_path / "resumed"
+    first = train(config, str(resumed), progress=False, stop_after_steps=4)
+    assert first["stopped_early"] and first["steps"] == 4
+    second = train(config, str(resumed), progress=False, stop_after_steps=3)
+    assert second["steps"] == 7
+    train(config, str(resumed), progress=False)
+    got = losses_by_step(resumed)
+    assert sorted(got) == sorted(expected)
+    for step, loss in expected.items():
+        assert got[step] == loss, f"step {step}: {got[step]} != {loss}"
+
+
+def test_same_first_losses_on_one_and_eight_devices(builder_dir, tmp_path):
+    losses = {}
+    for n, (data, fsdp) in ((1, (1, 1)), (8, (4, 2))):
+        config = tiny_config(builder_dir, num_epochs=1)
+        config.mesh.num_devices, config.mesh.data, config.mesh.fsdp = n, data, fsdp
+        config.model.hidden_size = 64  # large enough that fsdp really splits parameters
+        config.mesh.min_shard_size = 256
+        train(config, str(tmp_path / f"d{n}"), progress=False)
+        losses[n] = losses_by_step(tmp_path / f"d{n}")
+    assert sorted(losses[1]) == sorted(losses[8])
+    for step in sorted(losses[1])[:4]:
+        assert losses[8][step] == pytest.approx(losses[1][step], rel=1e-4, abs=1e-5)
+
+
+def test_params_sharded_over_fsdp(builder_dir):
+    from jaxaffect import sharding as shd
+    from jaxaffect.train import Setup
+
+    config = tiny_config(builder_dir)
+    config.model.hidden_size = 64
+    config.mesh.min_shard_size = 256
+    per_device = {}
+    for fsdp in (1, 8):
+        config.mesh.data, config.mesh.fsdp = -1, fsdp
+        state = Setup(config).init_state()
+        per_device[fsdp] = shd.bytes_per_device((state.params, state.opt_state))
+    assert per_device[8] < 0.5 * per_device[1]
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(builder_dir, tmp_path):
+    from jaxaffect.checkpointing import Checkpoints
+    from jaxaffect.train import Setup
+
+    config = tiny_config(builder_dir, checkpoint_every_steps=1)
+    config.optimizer.learning_rate = 1e30
+    config.optimizer.decay_every_epochs = 0
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
+        train(config, str(tmp_path), progress=False)
+    ckpts = Checkpoints(tmp_path)
+    step = ckpts.latest_step()
+    state = ckpts.restore_latest(Setup(config).abstract_sharded, None)
+    ckpts.close()
+    assert step is not None and step >= 1
+    leaves = jax.tree_util.tree_leaves(state.params)
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in leaves)

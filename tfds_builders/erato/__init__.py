@@ -1,0 +1,1 @@
+"""ERATO (pairwise emotional relationship recognition) TFDS builder."""
