@@ -178,3 +178,49 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(builder_dir, tmp_p
     assert step is not None and step >= 1
     leaves = jax.tree_util.tree_leaves(state.params)
     assert all(np.all(np.isfinite(np.asarray(x))) for x in leaves)
+
+
+def test_sigterm_saves_and_the_same_command_resumes(builder_dir, tmp_path):
+    """A real `jaxaffect train` process killed with SIGTERM mid-run, then rerun unchanged."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    workdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "jaxaffect.cli", "train", "--no_progress",
+           "--config", str(repo / "configs/perr/lstm.py") + ":runlocal",
+           "--workdir", str(workdir), f"--config.data.builder_dir={builder_dir}",
+           "--config.data.max_steps=10", "--config.data.validation_fraction=0.15",
+           "--config.training.batch_size=8",
+           "--config.training.num_epochs=3", "--config.training.log_every_steps=1",
+           "--config.training.checkpoint_every_steps=0", "--config.mesh.num_devices=1",
+           "--config.mesh.data=1"]
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(jax.config.jax_compilation_cache_dir))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if len(losses_by_step(workdir)) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=240)[0].decode()
+    assert proc.returncode == 0, out[-2000:]
+    assert "checkpoint saved" in out
+    interrupted_at = max(losses_by_step(workdir))
+    assert interrupted_at < 15  # 3 epochs of 5 steps: it really stopped early
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout.decode()[-2000:] + rerun.stderr.decode()[-2000:]
+    got = losses_by_step(workdir)
+    assert sorted(got) == list(range(1, 16))
+
+    config = tiny_config(builder_dir, fusion="lstm", num_epochs=3, checkpoint_every_steps=0)
+    config.mesh.num_devices, config.mesh.data, config.mesh.fsdp = 1, 1, 1
+    train(config, str(tmp_path / "reference"), progress=False)
+    expected = losses_by_step(tmp_path / "reference")
+    for step, loss in expected.items():
+        assert got[step] == pytest.approx(loss, rel=1e-6), step
