@@ -67,7 +67,7 @@ def main() -> None:
         if not dirs:
             t0 = time.perf_counter()
             manual = os.path.join(tmp, "manual")
-            build.write_synthetic_erato(manual, num_clips=args.num_clips,
+            build.write_random_manual_dir(manual, num_clips=args.num_clips,
                                         dims={s: args.dim for s in STREAMS},
                                         max_steps=args.max_t, seed=0)
             print(f"manual_dir: {time.perf_counter() - t0:.1f} s")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -58,7 +59,10 @@ class MetricWriter:
         record: dict[str, Any] = {"step": int(step)}
         for k, v in metrics.items():
             f = _scalar(v)
-            record[k] = v if f is None else (f if math.isfinite(f) else str(f))
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                record[k] = int(v)
+            else:
+                record[k] = v if f is None else (f if math.isfinite(f) else str(f))
             if f is not None and self._tb is not None:
                 self._tb.add_scalar(k, f, int(step))
         with self.path.open("a") as fh:

@@ -101,10 +101,11 @@ def test_unknown_name_and_format(tmp_path):
         build.build_dataset("erato", str(DUMMY), str(tmp_path), file_format="parquet")
 
 
-def test_synthetic_manual_dir_is_valid_and_deterministic(tmp_path):
+def test_random_manual_dir_is_valid_and_deterministic(tmp_path):
     dims = {"person_a": 2, "person_b": 2, "background": 3, "audio": 1, "text": 4}
-    rows = build.write_synthetic_erato(tmp_path / "a", num_clips=5, dims=dims, max_steps=6, seed=1)
-    again = build.write_synthetic_erato(tmp_path / "b", num_clips=5, dims=dims, max_steps=6, seed=1)
+    kw = dict(num_clips=5, dims=dims, max_steps=6, seed=1)
+    rows = build.write_random_manual_dir(tmp_path / "a", **kw)
+    again = build.write_random_manual_dir(tmp_path / "b", **kw)
     assert rows == again == ef.read_annotations(tmp_path / "a")
     for r in rows:
         a = ef.read_clip(ef.feature_path(tmp_path / "a", r.clip_id), expected_dims=dims)

@@ -25,7 +25,7 @@ FORMATS = ("tfrecord", "array_record")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("erato")
     manual = root / "manual"
-    rows = build.write_synthetic_erato(manual, num_clips=NUM_CLIPS, dims=DIMS, max_steps=MAX_T,
+    rows = build.write_random_manual_dir(manual, num_clips=NUM_CLIPS, dims=DIMS, max_steps=MAX_T,
                                        test_fraction=0.25, absent_prob=0.4, seed=3)
     dirs = {fmt: build.build_dataset("erato", str(manual), str(root / fmt), fmt, num_shards=3)
             for fmt in FORMATS}

@@ -89,10 +89,10 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
     return os.fspath(builder.data_dir)
 
 
-def write_synthetic_erato(manual_dir: str | epath.PathLike, *, num_clips: int,
+def write_random_manual_dir(manual_dir: str | epath.PathLike, *, num_clips: int,
                           dims: Mapping[str, int], max_steps: int, test_fraction: float = 0.2,
                           absent_prob: float = 0.2, seed: int = 0) -> list[ef.Annotation]:
-    """Writes a random manual_dir in the ERATO layout (for tests, benchmarks and demos).
+    """Writes a random manual_dir in the ERATO layout (for tests and benchmarks; no signal).
 
     Labels are drawn uniformly; T is uniform in [1, max_steps]; each stream is absent on a
     random contiguous stretch with probability `absent_prob` (zeros there, mask False).
