@@ -227,7 +227,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     if start == 0:
         writer.write(0, {"param_count": sum(x.size for x in
                                             jax.tree_util.tree_leaves(state.params)),
-                         "steps_per_epoch": steps_per_epoch, "total_steps": total_steps})
+                         "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+                         "num_devices": setup.mesh.size, "num_processes": jax.process_count(),
+                         "platform": jax.devices()[0].platform})
     train_step = setup.make_train_step()
     predict_step = setup.make_predict_step()
     flag = PreemptionFlag()

@@ -1,0 +1,170 @@
+"""Attention over a handful of modality tokens: the four forms compared in Table 3 of the paper.
+
+Every form maps ``tokens [B, N, d]`` and a token mask ``[B, N]`` (True = token present) to
+``(outputs [B, N, d], weights [B, N, N])``; ``weights[b, i, j]`` is the attention query token i
+pays to key token j, averaged over heads. Masking rules, shared by all forms:
+
+* absent tokens are masked as keys (zero weight);
+* an absent query token outputs zeros and has an all-zero weight row;
+* a step where every key is masked produces zeros, never NaN.
+
+The paper's appendix with the exact attention details is not available; the forms below are
+the standard ones from the cited works, and each choice is written next to its code. The
+attention logits and the softmax are computed in float32 whatever the compute dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+ATTENTION_KINDS: tuple[str, ...] = ("dot", "nonlocal", "multihead", "transformer")
+_NEG = -1e30  # masked logit; finite so that an all-masked row gives a (discarded) uniform softmax
+
+
+def masked_softmax(logits: Array, key_mask: Array, query_mask: Array) -> Array:
+    """Softmax over the last axis of ``logits [B, H, N, N]`` in float32, with masking.
+
+    Masked keys get weight 0; rows of absent queries and rows with no present key are all 0.
+    """
+    logits = logits.astype(jnp.float32)
+    keys = key_mask[:, None, None, :]
+    weights = jax.nn.softmax(jnp.where(keys, logits, _NEG), axis=-1)
+    valid_row = query_mask[:, None, :, None] & jnp.any(keys, axis=-1, keepdims=True)
+    return jnp.where(valid_row & keys, weights, 0.0)
+
+
+def _dense(features: int, dtype: Any, name: str, use_bias: bool = True) -> nn.Dense:
+    return nn.Dense(features, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, name=name)
+
+
+def _split_heads(x: Array, num_heads: int) -> Array:
+    b, n, d = x.shape
+    return x.reshape(b, n, num_heads, d // num_heads)
+
+
+def _attend(q: Array, k: Array, v: Array, mask: Array, scale: float
+            ) -> tuple[Array, Array]:
+    """Multi-head attention core: q, k [B, N, H, dk], v [B, N, H, dv] -> ([B, N, H*dv], w)."""
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
+    weights = masked_softmax(logits, mask, mask)  # [B, H, N, N] float32
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(v.dtype), v)
+    b, n, h, dv = out.shape
+    return out.reshape(b, n, h * dv), weights
+
+
+def _zero_absent(x: Array, mask: Array) -> Array:
+    return jnp.where(mask[..., None], x, jnp.zeros((), x.dtype))
+
+
+class DotProductAttention(nn.Module):
+    """Single-head scaled dot-product attention with learned Q/K/V projections (d -> d).
+
+    No output projection (the form of Vaswani et al.'s single attention head).
+    """
+
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens: Array, mask: Array, *, deterministic: bool = True
+                 ) -> tuple[Array, Array]:
+        d = tokens.shape[-1]
+        x = tokens.astype(self.dtype)
+        q, k, v = (_split_heads(_dense(d, self.dtype, n)(x), 1) for n in ("query", "key", "value"))
+        out, w = _attend(q, k, v, mask, 1.0 / math.sqrt(d))
+        return _zero_absent(out, mask), w.mean(axis=1)
+
+
+class NonLocalAttention(nn.Module):
+    """Non-local block, embedded-Gaussian form (Wang et al., 2018) over the token axis.
+
+    ``y = softmax(theta(x) phi(x)^T) g(x)``, ``z = x + W_z y``. Choices: inner width d/2 as in
+    the original block; no 1/sqrt(d) scaling (the embedded-Gaussian form is exp(theta^T phi));
+    W_z is a plain Dense with default initialisation (the original zero-initialises a BatchNorm
+    after W_z so the block starts as the identity; there is no BatchNorm over 6 tokens here).
+    """
+
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens: Array, mask: Array, *, deterministic: bool = True
+                 ) -> tuple[Array, Array]:
+        d = tokens.shape[-1]
+        inner = max(d // 2, 1)
+        x = tokens.astype(self.dtype)
+        theta, phi, g = (_split_heads(_dense(inner, self.dtype, n)(x), 1)
+                         for n in ("theta", "phi", "g"))
+        y, w = _attend(theta, phi, g, mask, 1.0)
+        z = x + _dense(d, self.dtype, "w_z")(y)
+        return _zero_absent(z, mask), w.mean(axis=1)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention (Vaswani et al., 2017) with an output
+    projection; ``num_heads`` must divide d. Dropout on the attention weights is not used
+    (so the returned weights are the ones applied)."""
+
+    num_heads: int = 4
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens: Array, mask: Array, *, deterministic: bool = True
+                 ) -> tuple[Array, Array]:
+        d = tokens.shape[-1]
+        if d % self.num_heads:
+            raise ValueError(f"model width {d} is not divisible by num_heads={self.num_heads}")
+        x = tokens.astype(self.dtype)
+        q, k, v = (_split_heads(_dense(d, self.dtype, n)(x), self.num_heads)
+                   for n in ("query", "key", "value"))
+        out, w = _attend(q, k, v, mask, 1.0 / math.sqrt(d // self.num_heads))
+        out = _dense(d, self.dtype, "out")(out)
+        return _zero_absent(out, mask), w.mean(axis=1)
+
+
+class TransformerEncoderLayer(nn.Module):
+    """One post-norm transformer encoder layer (Vaswani et al., 2017).
+
+    ``x1 = LN(x + Drop(MHA(x)))``, ``x2 = LN(x1 + Drop(W2 Drop(relu(W1 x1))))`` with FFN width
+    4d and ReLU, the defaults of the original (and of PyTorch's TransformerEncoderLayer, which
+    the paper's PyTorch code most likely used), except that FFN width is 4d rather than a fixed
+    2048. Dropout is on the residual branches and after the FFN activation, not on the
+    attention weights. LayerNorm statistics are computed in float32.
+    """
+
+    num_heads: int = 4
+    dropout_rate: float = 0.1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens: Array, mask: Array, *, deterministic: bool = True
+                 ) -> tuple[Array, Array]:
+        d = tokens.shape[-1]
+        x = tokens.astype(self.dtype)
+        drop = nn.Dropout(self.dropout_rate, deterministic=deterministic)
+        attn, w = MultiHeadAttention(self.num_heads, self.dtype, name="self_attention")(x, mask)
+        x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="norm1")(x + drop(attn))
+        y = _dense(4 * d, self.dtype, "ffn_in")(x)
+        y = _dense(d, self.dtype, "ffn_out")(drop(nn.relu(y)))
+        x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="norm2")(x + drop(y))
+        return _zero_absent(x, mask), w
+
+
+def make_attention(kind: str, *, num_heads: int = 4, dropout_rate: float = 0.1,
+                   dtype: Any = jnp.float32, name: str | None = None) -> nn.Module:
+    """Builds one of :data:`ATTENTION_KINDS` (unbound module, optionally named)."""
+    if kind == "dot":
+        return DotProductAttention(dtype=dtype, name=name)
+    if kind == "nonlocal":
+        return NonLocalAttention(dtype=dtype, name=name)
+    if kind == "multihead":
+        return MultiHeadAttention(num_heads=num_heads, dtype=dtype, name=name)
+    if kind == "transformer":
+        return TransformerEncoderLayer(num_heads=num_heads, dropout_rate=dropout_rate,
+                                       dtype=dtype, name=name)
+    raise ValueError(f"unknown attention {kind!r}; one of {', '.join(ATTENTION_KINDS)}")

@@ -1,0 +1,120 @@
+"""PNG plots: confusion matrices, per-step modality attention (paper Fig. 7), training curves.
+
+matplotlib is imported lazily, inside each function, with the non-interactive Agg backend, so
+importing this module costs nothing and works on headless machines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | os.PathLike) -> None:
+    path = os.fspath(path)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    fig.savefig(path, format="png", dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | os.PathLike,
+                          title: str = "", normalize: bool = True) -> None:
+    """Heat map of a confusion matrix (rows true, columns predicted), row-normalised by
+    default, with the cell values written in."""
+    plt = _pyplot()
+    cm = np.asarray(cm, np.float64)
+    if cm.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"cm shape {cm.shape} does not match {len(class_names)} class names")
+    shown = cm
+    if normalize:
+        rows = cm.sum(axis=1, keepdims=True)
+        shown = np.where(rows > 0, cm / np.where(rows > 0, rows, 1.0), 0.0)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * n, 0.8 + 0.8 * n))
+    im = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(n), labels=list(class_names), rotation=45, ha="right")
+    ax.set_yticks(range(n), labels=list(class_names))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = np.nanmax(shown) / 2 if shown.size else 0
+    for i in range(n):
+        for j in range(n):
+            text = f"{shown[i, j]:.2f}" if normalize else f"{cm[i, j]:g}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if shown[i, j] > threshold else "black")
+    ax.set_title(title or ("confusion matrix (row-normalised)" if normalize
+                           else "confusion matrix"))
+    _save(fig, path)
+
+
+def plot_attention(weights: Any, token_names: Sequence[str], path: str | os.PathLike,
+                   title: str = "") -> None:
+    """Attention paid to each modality token over time (like the paper's Fig. 7).
+
+    ``weights`` is [T, N, N] (per-step query x key weights, e.g. one example of the model's
+    ``attention`` output) or [T, N] (already one weight per key token). For [T, N, N] the plotted
+    value for key j at step t is the mean over query tokens that attend at that step (rows
+    with a non-zero sum), i.e. how much the fused tokens draw from token j. Steps where no token
+    attends (padding) are blank. ``token_names`` names the N key tokens.
+    """
+    plt = _pyplot()
+    w = np.asarray(weights, np.float64)
+    if w.ndim == 3:
+        active = w.sum(axis=-1) > 0  # [T, N] query rows that attend
+        count = active.sum(axis=1, keepdims=True)
+        w = np.where(count > 0, (w * active[..., None]).sum(axis=1)
+                     / np.maximum(count, 1), np.nan)
+    elif w.ndim != 2:
+        raise ValueError(f"weights must be [T, N, N] or [T, N], got shape {w.shape}")
+    steps, n = w.shape
+    if n != len(token_names):
+        raise ValueError(f"{n} tokens but {len(token_names)} token names")
+    fig, ax = plt.subplots(figsize=(min(2.0 + 0.25 * steps, 16.0), 1.0 + 0.45 * n))
+    im = ax.imshow(w.T, aspect="auto", cmap="viridis", interpolation="nearest", vmin=0.0)
+    fig.colorbar(im, ax=ax, label="attention weight")
+    ax.set_yticks(range(n), labels=list(token_names))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("time step")
+    ax.set_title(title or "attention to modality tokens")
+    _save(fig, path)
+
+
+def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike,
+                         keys: Sequence[str] = ("train/loss", "eval/macro_f1")) -> None:
+    """One panel per key, value against ``step``; records lacking a key are skipped (as in a
+    metrics.jsonl where train and eval rows alternate)."""
+    plt = _pyplot()
+    keys = list(keys)
+    if not keys:
+        raise ValueError("no keys to plot")
+    fig, axes = plt.subplots(len(keys), 1, figsize=(6.0, 2.4 * len(keys)), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        pts = [(float(r["step"]), float(r[key])) for r in records
+               if key in r and "step" in r and r[key] is not None]
+        if pts:
+            xs, ys = zip(*sorted(pts), strict=True)
+            ax.plot(xs, ys, marker="." if len(xs) < 50 else None)
+        else:
+            ax.text(0.5, 0.5, f"no '{key}' records", ha="center", va="center",
+                    transform=ax.transAxes)
+        ax.set_ylabel(key)
+        ax.grid(True, alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    _save(fig, path)
