@@ -96,8 +96,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--steps", type=int, default=5, help="timed train steps")
     p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--variants", default="smta/transformer,lstm",
-                   help="comma list of fusion[/attention], e.g. smta/dot,attention/multihead")
+    p.add_argument("--variants", default="smta/transformer,smta/transformer/scan,lstm",
+                   help="comma list of fusion[/attention[/smta_impl]], e.g. smta/dot,"
+                        "attention/multihead,smta/transformer/scan")
     p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll factor")
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute (params float32)")
     args = p.parse_args()
@@ -108,8 +109,12 @@ def main() -> None:
           f"dtype={'bfloat16' if args.bf16 else 'float32'}")
     print(f"{'variant':<22}{'compile_s':>10}{'step_ms':>10}{'examples/s':>12}")
     for variant in args.variants.split(","):
-        fusion, _, attention = variant.partition("/")
-        model = PERRModel(fusion=fusion, attention=attention or "dot", hidden_size=args.hidden,
+        parts = variant.split("/")
+        fusion = parts[0]
+        attention = parts[1] if len(parts) > 1 else "dot"
+        impl = parts[2] if len(parts) > 2 else "parallel"
+        model = PERRModel(fusion=fusion, attention=attention, smta_impl=impl,
+                          hidden_size=args.hidden,
                           num_heads=args.heads, scan_unroll=args.unroll,
                           dtype=jnp.bfloat16 if args.bf16 else jnp.float32)
         r = bench(model, batch, args.warmup, args.steps, args.lr)

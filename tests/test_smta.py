@@ -202,3 +202,22 @@ def test_bad_configuration_raises():
         _model("gru", "dot").init(jax.random.key(0), *_batch())
     with pytest.raises(ValueError, match="unknown attention"):
         _model("smta", "cosine").init(jax.random.key(0), *_batch())
+
+
+@pytest.mark.parametrize("attention", ["transformer", "nonlocal"])
+def test_parallel_smta_equals_step_by_step_cell(attention):
+    """The default implementation (attention outside the scan) is the paper's cell, exactly."""
+    scan_model = _model("smta", attention, smta_impl="scan")
+    par_model = _model("smta", attention, smta_impl="parallel")
+    streams, masks, step = _batch(3)
+    shapes = jax.tree.map(lambda x: (x.shape, x.dtype), jax.eval_shape(
+        scan_model.init, jax.random.key(0), streams, masks, step)["params"])
+    assert shapes == jax.tree.map(lambda x: (x.shape, x.dtype), jax.eval_shape(
+        par_model.init, jax.random.key(0), streams, masks, step)["params"])
+    params = _random_params(scan_model, seed=4)
+    with jax.default_matmul_precision("highest"):
+        outs = [_jit(lambda p, m=m: m.apply({"params": p}, streams, masks, step,
+                                            return_attention=True))(params)
+                for m in (scan_model, par_model)]
+    for key in ("logits", "modality_logits", "attention"):
+        np.testing.assert_allclose(outs[0][key], outs[1][key], atol=2e-5, rtol=1e-5)

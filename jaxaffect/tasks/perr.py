@@ -54,6 +54,7 @@ def default_config(fusion: str, arg: str | None) -> ml_collections.ConfigDict:
     c.model.hidden_size = 128
     c.model.num_heads = 4
     c.model.dropout_rate = 0.1
+    c.model.smta_impl = "parallel"  # or "scan": the same function, attention inside the scan
 
     c.loss = ml_collections.ConfigDict()
     c.loss.class_weighting = False  # inverse-frequency class weights (not used in the paper)
@@ -152,7 +153,7 @@ class PERRTask(Task):
         m = self.config.model
         return PERRModel(fusion=m.fusion, attention=m.attention, hidden_size=m.hidden_size,
                          num_heads=m.num_heads, num_classes=len(self.class_names),
-                         dropout_rate=m.dropout_rate)
+                         dropout_rate=m.dropout_rate, smta_impl=m.get("smta_impl", "parallel"))
 
     def _apply(self, model, params, batch, *, train: bool, rng=None, **kw):
         rngs = {"dropout": rng} if rng is not None else None
