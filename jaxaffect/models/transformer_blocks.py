@@ -1,0 +1,205 @@
+"""Transformer building blocks shared by the CTM fusion module and its Table 2 baselines.
+
+Conventions:
+
+* Activations are laid out ``[B, G, N, d]``: G groups (modalities, or time positions for the
+  divided attention's cross-modal step), N tokens per group.
+* A layer may own one set of weights for all groups (``groups=0``) or one per group
+  (``groups=G``), stored stacked with a leading ``[G, ...]`` axis so that per-modality weights
+  cost one einsum, not a Python loop.
+* Parameters are float32; compute runs in ``dtype`` (e.g. bfloat16). Attention logits, softmax
+  and LayerNorm statistics are always float32.
+* Attention masks mark keys only (True = real token). A query whose keys are all masked gets a
+  zero output, never NaN.
+* Layers used under :func:`stack_layers` have the signature ``(x, mask) -> (x, None)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+NEG_LOGIT = -1e30  # finite, so an all-masked row gives a (discarded) uniform softmax, not NaN
+
+
+def masked_softmax(logits: Array, key_mask: Array) -> Array:
+    """Float32 softmax over the last axis; ``key_mask`` (broadcastable) False -> weight 0.
+
+    Rows with no real key are all zeros.
+    """
+    logits = logits.astype(jnp.float32)
+    key_mask = jnp.broadcast_to(key_mask, logits.shape)
+    weights = jax.nn.softmax(jnp.where(key_mask, logits, NEG_LOGIT), axis=-1)
+    return jnp.where(key_mask, weights, 0.0)
+
+
+def dot_product_attention(q: Array, k: Array, v: Array, key_mask: Array) -> Array:
+    """Multi-head scaled dot-product attention over any leading axes.
+
+    ``q [..., Nq, H, dh]``, ``k, v [..., Nk, H, dh]``, ``key_mask`` broadcastable to
+    ``[..., Nk]``. Returns ``[..., Nq, H, dh]`` in ``v.dtype``. Scale ``1/sqrt(dh)``.
+    """
+    scale = q.shape[-1] ** -0.5
+    logits = jnp.einsum("...qhd,...khd->...hqk", q, k,
+                        preferred_element_type=jnp.float32) * scale
+    weights = masked_softmax(logits, key_mask[..., None, None, :])
+    return jnp.einsum("...hqk,...khd->...qhd", weights.astype(v.dtype), v)
+
+
+def split_heads(x: Array, num_heads: int) -> Array:
+    """``[..., d] -> [..., H, d // H]`` (raises if H does not divide d)."""
+    d = x.shape[-1]
+    if d % num_heads:
+        raise ValueError(f"width {d} is not divisible by num_heads={num_heads}")
+    return x.reshape(*x.shape[:-1], num_heads, d // num_heads)
+
+
+def merge_heads(x: Array) -> Array:
+    """``[..., H, dh] -> [..., H * dh]``."""
+    return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
+
+
+class GroupDense(nn.Module):
+    """Dense layer with shared (``groups=0``) or per-group (``groups=G``) weights.
+
+    Input ``[..., G, N, din]`` when ``groups`` > 0 (G must equal ``groups``), else ``[..., din]``.
+    Params: ``kernel [din, dout]`` or ``[G, din, dout]``; ``bias [dout]`` or ``[G, dout]``.
+    """
+
+    features: int
+    groups: int = 0
+    use_bias: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        din = x.shape[-1]
+        if self.groups:
+            if x.ndim < 3 or x.shape[-3] != self.groups:
+                raise ValueError(f"expected [..., {self.groups}, N, d] input, got {x.shape}")
+            init = nn.initializers.lecun_normal(batch_axis=(0,))
+            kernel = self.param("kernel", init, (self.groups, din, self.features), jnp.float32)
+            y = jnp.einsum("...gnd,gde->...gne", x.astype(self.dtype), kernel.astype(self.dtype))
+        else:
+            kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                                (din, self.features), jnp.float32)
+            y = jnp.einsum("...d,de->...e", x.astype(self.dtype), kernel.astype(self.dtype))
+        if self.use_bias:
+            shape = (self.groups, self.features) if self.groups else (self.features,)
+            bias = self.param("bias", nn.initializers.zeros_init(), shape, jnp.float32)
+            y = y + (bias[:, None, :] if self.groups else bias).astype(self.dtype)
+        return y
+
+
+class GroupLayerNorm(nn.Module):
+    """LayerNorm over the last axis with float32 statistics; shared or per-group scale/bias.
+
+    Per-group input layout as in :class:`GroupDense`. Output in ``dtype``.
+    """
+
+    groups: int = 0
+    epsilon: float = 1e-6
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        d = x.shape[-1]
+        shape = (self.groups, d) if self.groups else (d,)
+        scale = self.param("scale", nn.initializers.ones_init(), shape, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), shape, jnp.float32)
+        if self.groups:
+            scale, bias = scale[:, None, :], bias[:, None, :]
+        x32 = x.astype(jnp.float32)
+        mean = x32.mean(axis=-1, keepdims=True)
+        var = jnp.square(x32 - mean).mean(axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon)
+        return (y * scale + bias).astype(self.dtype)
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN ``W2 Drop(GELU(W1 x + b1)) + b2`` (shared or per-group weights)."""
+
+    mlp_dim: int
+    groups: int = 0
+    dropout_rate: float = 0.0
+    deterministic: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        d = x.shape[-1]
+        h = GroupDense(self.mlp_dim, self.groups, dtype=self.dtype, name="dense_in")(x)
+        h = nn.Dropout(self.dropout_rate, deterministic=self.deterministic)(
+            nn.gelu(h, approximate=False))
+        return GroupDense(d, self.groups, dtype=self.dtype, name="dense_out")(h)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention within each group of ``x [B, G, N, d]``.
+
+    ``key_mask`` is broadcastable to ``[B, G, N]``. Q/K/V and output projections have no bias
+    (as in the paper's Eqs. 2 and 5; kept identical for the baselines so that Table 2 compares
+    attention patterns only). ``groups`` > 0 gives each group its own projections.
+    """
+
+    num_heads: int
+    groups: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, key_mask: Array) -> Array:
+        d = x.shape[-1]
+        q, k, v = (split_heads(GroupDense(d, self.groups, use_bias=False, dtype=self.dtype,
+                                          name=n)(x), self.num_heads)
+                   for n in ("query", "key", "value"))
+        key_mask = jnp.broadcast_to(key_mask, x.shape[:-1])
+        out = merge_heads(dot_product_attention(q, k, v, key_mask))
+        return GroupDense(d, self.groups, use_bias=False, dtype=self.dtype, name="out")(out)
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm transformer encoder layer over each group of ``x [B, G, N, d]``.
+
+    ``x + Drop(MHSA(LN(x)))`` then ``x + Drop(FFN(LN(x)))``. ``mask`` broadcastable to
+    ``[B, G, N]`` (keys). Returns ``(x, None)`` for :func:`stack_layers`.
+    """
+
+    num_heads: int
+    mlp_dim: int
+    groups: int = 0
+    dropout_rate: float = 0.0
+    deterministic: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, mask: Array) -> tuple[Array, None]:
+        drop = nn.Dropout(self.dropout_rate, deterministic=self.deterministic)
+        h = GroupLayerNorm(self.groups, dtype=self.dtype, name="norm_attention")(x)
+        h = SelfAttention(self.num_heads, self.groups, self.dtype, name="attention")(h, mask)
+        x = x + drop(h)
+        h = GroupLayerNorm(self.groups, dtype=self.dtype, name="norm_mlp")(x)
+        h = FeedForward(self.mlp_dim, self.groups, self.dropout_rate, self.deterministic,
+                        self.dtype, name="mlp")(h)
+        return (x + drop(h)).astype(self.dtype), None
+
+
+def stack_layers(layer_cls: type[nn.Module], *, num_layers: int, remat: bool = False,
+                 name: str = "layers", **layer_fields: Any) -> nn.Module:
+    """``num_layers`` copies of ``layer_cls`` with stacked params, applied with ``nn.scan``.
+
+    Params get a leading ``[num_layers]`` axis, so compile time does not grow with depth.
+    ``remat`` recomputes each layer's activations in the backward pass. The layer's call is
+    ``(x, mask) -> (x, None)``; ``mask`` is broadcast to every layer. Call the result as
+    ``stack(x, mask)`` inside a compact method; it returns ``(x, None)``.
+    """
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    cls = nn.remat(layer_cls, prevent_cse=False) if remat else layer_cls
+    scanned = nn.scan(cls, variable_axes={"params": 0},
+                      split_rngs={"params": True, "dropout": True},
+                      in_axes=nn.broadcast, length=num_layers)
+    return scanned(name=name, **layer_fields)
