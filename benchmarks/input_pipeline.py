@@ -4,19 +4,19 @@ Command (generates a random manual_dir in a temp dir, builds it in both formats,
 
     python benchmarks/input_pipeline.py --num_clips=2000 --max_t=35 --dim=64 --batch_size=32
 
-Measured on the 2-core development machine (CPU only, no accelerator; 2,000 clips, 5 streams,
+Measured on the 2-core development machine (CPU only, otherwise idle; 2,000 clips, 5 streams,
 T uniform in [1, 35], d=64 per stream, batch 32, max_steps 35, 40 batches after 3 warm-up
 batches, train = shuffled split "train", eval = split "test"):
 
     format        mode   examples/s
-    tfrecord      train        450
-    tfrecord      eval         625
-    array_record  train        360
-    array_record  eval         397
+    tfrecord      train        938
+    tfrecord      eval         841
+    array_record  train        586
+    array_record  eval         645
 
-One-time costs: writing the manual_dir 4.4 s, TFRecord build 28 s, ArrayRecord build 13 s,
-first pass over the train split for the split index 2.5-3.0 s. Decoding is bound by
-`deserialize_example_np` (about 2 ms per example here, ~0.8 ms of it ZLIB on random floats;
+One-time costs: TFRecord build 10 s, ArrayRecord build 6 s, first pass over the train split
+for the split index 1.3-1.7 s. Decoding is bound by
+`deserialize_example_np` (about 1 ms per example here, much of it ZLIB on random floats;
 BYTES encoding would decode ~1.8x faster at a larger file size).
 `--builder_dir` measures an existing build instead.
 """

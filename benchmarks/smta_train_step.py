@@ -1,14 +1,17 @@
 """Train-step throughput of the PERR model: SMTA(transformer) vs the LSTM baseline, on CPU.
 
-Command and measured numbers (2-core CPU under a load average of 5-6 from other jobs, so the
-numbers are noisy -- three runs gave SMTA 3.0 / 4.9 / 2.9 and LSTM 7.3 / 4.9 / 4.6 examples/s;
-jax 0.10.2, float32, defaults below, about 2 minutes):
+Command and measured numbers (the 2-core CPU development machine, otherwise idle; jax 0.10.2,
+float32, defaults below, about 2 minutes):
 
     python benchmarks/smta_train_step.py
 
     variant                compile_s   step_ms  examples/s
-    smta/transformer            30.9    5517.2         2.9
-    lstm                         8.5    3485.9         4.6
+    smta/transformer            10.1    2114.1         7.6
+    smta/transformer/scan       12.0    2916.9         5.5
+    lstm                         6.6    1232.4        13.0
+
+`smta/transformer` is the default implementation (one LSTM scan, then the attention of all
+steps at once); `/scan` runs the attention inside the scanned step, the same function.
 
 At these sizes a step is compute-bound (~40 GFLOP forward for SMTA(transformer), mostly the
 per-step transformer layer over 6 tokens and the five 1024->2048 temporal LSTM projections).
