@@ -38,7 +38,7 @@ def demo_config(fusion: str, builder_dir: str, settings: dict, seed: int):
     config.training.num_epochs = settings["epochs"]
     config.training.log_every_steps = 20
     config.optimizer.decay_every_epochs = settings["decay_every"]
-    config.mesh.data, config.mesh.fsdp = 1, 1  # demo: one device, small batches
+    config.mesh.data, config.mesh.fsdp, config.mesh.num_devices = 1, 1, 1  # one device
     return config
 
 

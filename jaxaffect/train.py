@@ -109,9 +109,10 @@ class Setup:
 
     def make_train_step(self):
         task, model, tx, schedule = self.task, self.model, self.tx, self.schedule
-        base_rng = jax.random.fold_in(jax.random.key(self.config.seed), 1)
 
-        def train_step(state: TrainState, batch):
+        def train_step(state: TrainState, batch, base_rng):
+            # The key is an argument (not a traced constant), so runs that differ only in their
+            # seed share one compiled program.
             rng = jax.random.fold_in(base_rng, state.step)
 
             def loss_fn(params):
@@ -127,7 +128,8 @@ class Setup:
             return TrainState(state.step + 1, params, opt_state), metrics
 
         return jax.jit(train_step,
-                       in_shardings=(self.state_shardings, self.batch_sharding),
+                       in_shardings=(self.state_shardings, self.batch_sharding,
+                                     shd.replicated(self.mesh)),
                        out_shardings=(self.state_shardings, shd.replicated(self.mesh)),
                        donate_argnums=(0,))
 
@@ -231,6 +233,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
                          "num_devices": setup.mesh.size, "num_processes": jax.process_count(),
                          "platform": jax.devices()[0].platform})
     train_step = setup.make_train_step()
+    dropout_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
     predict_step = setup.make_predict_step()
     flag = PreemptionFlag()
     bar = Progress(total_steps, initial=start, desc=f"train {config.get('name', config.task)}",
@@ -247,8 +250,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
             batch = next(data_iter, None)
             if batch is None:
                 raise RuntimeError(f"train data ran out at step {step} of {total_steps}")
-            state, metrics = train_step(state, shd.global_batch(task.device_batch(batch),
-                                                                setup.mesh))
+            state, metrics = train_step(
+                state, shd.global_batch(task.device_batch(batch), setup.mesh), dropout_rng)
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             step += 1
             if not math.isfinite(metrics["loss"]):
