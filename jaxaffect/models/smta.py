@@ -90,8 +90,8 @@ class SMTACell(nn.Module):
         return carry, (g, weights)
 
 
-class SMTAFusion(nn.Module):
-    """First stage with SMTA: ``f [B, T, M, d]`` -> ``(g [B, T, M, 2d], A [B, T, M+1, M+1])``."""
+class _SMTAStage(nn.Module):
+    """Fields shared by the SMTA stage implementations."""
 
     features: int
     attention: str
@@ -99,6 +99,10 @@ class SMTAFusion(nn.Module):
     dropout_rate: float = 0.1
     dtype: Any = jnp.float32
     unroll: int = 1
+
+
+class SMTAFusion(_SMTAStage):
+    """First stage with SMTA: ``f [B, T, M, d]`` -> ``(g [B, T, M, 2d], A [B, T, M+1, M+1])``."""
 
     @nn.compact
     def __call__(self, f: Array, token_mask: Array, step_mask: Array, *,
@@ -112,16 +116,9 @@ class SMTAFusion(nn.Module):
         return g, weights
 
 
-class _SMTAParts(nn.Module):
+class _SMTAParts(_SMTAStage):
     """The SMTA cell's two parts applied in sequence over the whole clip (parameter names as
     in :class:`SMTACell`, so checkpoints work with either implementation)."""
-
-    features: int
-    attention: str
-    num_heads: int = 4
-    dropout_rate: float = 0.1
-    dtype: Any = jnp.float32
-    unroll: int = 1
 
     @nn.compact
     def __call__(self, x_gates: Array, f: Array, token_mask: Array, step_mask: Array, *,
@@ -143,21 +140,15 @@ class _SMTAParts(nn.Module):
         return g, weights.reshape(b, t, m + 1, m + 1)
 
 
-class ParallelSMTAFusion(nn.Module):
+class ParallelSMTAFusion(_SMTAStage):
     """SMTA with the attention taken out of the time scan; the same function as SMTAFusion.
 
     In Sec. 4.2 the attention output g^m_t never feeds back into the recurrence (the LSTM reads
     f_t and its own state only), so all h~_t can be computed by one LSTM scan first and A_t Z_t
     then evaluated for every step at once. With the same parameters the outputs equal those of
-    the step-by-step cell (tested); only dropout draws differ. Much faster to compile and run.
+    the step-by-step cell (tested); only dropout draws differ. Faster to compile and to run
+    (benchmarks/smta_train_step.py).
     """
-
-    features: int
-    attention: str
-    num_heads: int = 4
-    dropout_rate: float = 0.1
-    dtype: Any = jnp.float32
-    unroll: int = 1
 
     @nn.compact
     def __call__(self, f: Array, token_mask: Array, step_mask: Array, *,
