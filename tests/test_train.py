@@ -66,7 +66,14 @@ def test_train_eval_predict_end_to_end(built, tmp_path):
     assert any("val/macro_f1" in r for r in records)
     assert all(math.isfinite(r["train/loss"]) for r in records if "train/loss" in r)
     assert json.loads((tmp_path / "config.json").read_text())["model"]["fusion"] == "smta"
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()  # TensorBoard's own reader
+    tags = events.Tags()["scalars"]
+    assert "train/loss" in tags and "val/macro_f1" in tags
+    assert [e.step for e in events.Scalars("train/loss")] == sorted(
+        r["step"] for r in records if "train/loss" in r)
     assert (tmp_path / "checkpoints" / "latest").is_dir()
     assert (tmp_path / "checkpoints" / "best").is_dir()
     assert (tmp_path / "training_curves.png").stat().st_size > 1000
