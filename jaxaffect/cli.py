@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_demo)
 
     b = sub.add_parser("build", help="materialise a dataset from its release into TFRecords")
-    b.add_argument("name", choices=["erato"])
+    b.add_argument("name", choices=["erato", "video_emotion8", "ekman6", "liris_accede"])
     b.add_argument("--manual_dir", required=True, help="the release in the documented layout")
     b.add_argument("--data_dir", required=True, help="TFDS data_dir to write into")
     b.add_argument("--file_format", default="tfrecord", choices=["tfrecord", "array_record"])

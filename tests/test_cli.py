@@ -115,3 +115,11 @@ def test_demo_end_to_end_at_toy_size(tmp_path, monkeypatch):
         assert (run / "confusion_test.png").exists() and (run / "training_curves.png").exists()
     assert (tmp_path / "runs" / "smta_transformer" / "seed_0" / "attention_0.png").exists()
     assert "synthetic" in (corpus / "README.txt").read_text().lower()
+
+
+def test_build_offers_every_registered_dataset():
+    from jaxaffect.data.build import available_datasets
+
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    name_arg = next(a for a in sub.choices["build"]._actions if a.dest == "name")
+    assert sorted(name_arg.choices) == sorted(available_datasets())

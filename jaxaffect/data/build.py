@@ -30,8 +30,30 @@ def _check_erato(manual_dir: str) -> None:
     ef.read_annotations(manual_dir)
 
 
+def _check_class_lists(module: str) -> Callable[[str], None]:
+    # Parses classInd.txt and both split lists (errors name file and line).
+    def check(manual_dir: str) -> None:
+        from tfds_builders import affect_video as av
+
+        cls = importlib.import_module(module).Builder
+        av.read_class_lists(manual_dir, cls.CLASS_NAMES, cls.LIST_FILES)
+    return check
+
+
+def _check_liris(manual_dir: str) -> None:
+    from tfds_builders.liris_accede import liris_accede_dataset_builder as liris
+
+    liris.read_records(manual_dir)
+
+
+_VE8 = "tfds_builders.video_emotion8.video_emotion8_dataset_builder"
+_EK6 = "tfds_builders.ekman6.ekman6_dataset_builder"
 _REGISTRY: dict[str, _Entry] = {
     "erato": _Entry("tfds_builders.erato.erato_dataset_builder:Builder", _check_erato),
+    "video_emotion8": _Entry(f"{_VE8}:Builder", _check_class_lists(_VE8)),
+    "ekman6": _Entry(f"{_EK6}:Builder", _check_class_lists(_EK6)),
+    "liris_accede": _Entry("tfds_builders.liris_accede.liris_accede_dataset_builder:Builder",
+                           _check_liris),
 }
 FILE_FORMATS = ("tfrecord", "array_record")
 

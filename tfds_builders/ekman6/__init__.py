@@ -1,0 +1,1 @@
+"""Ekman-6 TFDS builder."""

@@ -1,0 +1,23 @@
+"""TFDS builder for Ekman-6 from a manual_dir of list files and per-video features.
+
+See README.md for the layout. Splits are `train`/`test` of trainlist01/testlist01.
+"""
+
+from __future__ import annotations
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import affect_video as av
+
+
+class Builder(av.ClassListMixin, tfds.core.GeneratorBasedBuilder):
+    """Ekman-6 videos: image/motion/audio segment features and one of 6 basic emotions."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release: per-video segment features from a manual_dir."}
+    CLASS_NAMES = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
+    HOMEPAGE = ""  # no verified dataset page; see CITATIONS.bib
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    Put classInd.txt, trainlist01.txt and testlist01.txt of Ekman-6 in manual_dir and one
+    features/<class>/<video>.npz per listed video (see tfds_builders/ekman6/README.md).
+    """

@@ -1,0 +1,1 @@
+"""LIRIS-ACCEDE (discrete) TFDS builder."""

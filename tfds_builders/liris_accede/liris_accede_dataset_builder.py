@@ -1,0 +1,94 @@
+"""TFDS builder for LIRIS-ACCEDE (discrete) from its annotation files and per-clip features.
+
+See README.md for the layout. Splits follow ACCEDEsets.txt (1 train, 2 validation, 0 test).
+The 3-class labels come from `mediaeval2015_classes` with thresholds at the tertiles of all
+values in ACCEDEranking.txt (9,800 clips in the release); see that function for why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+
+from jaxaffect.data import affect_annotations as aa
+from jaxaffect.data.erato_format import EratoFormatError
+from tfds_builders import affect_video as av
+
+# Stored class index = MediaEval code + 1 (-1 -> 0, 0 -> 1, +1 -> 2).
+VALENCE_CLASSES = ("negative", "neutral", "positive")
+AROUSAL_CLASSES = ("calm", "neutral", "active")
+SET_CLASSES = tuple(aa.SET_NAMES[i] for i in range(3))  # index = official set code
+SPLITS = ("train", "validation", "test")
+
+
+def video_id(name: str) -> str:
+    """Clip id used for features/<id>.npz: the file name without its extension."""
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def read_records(manual_dir: str | epath.PathLike) -> list[aa.LirisRecord]:
+    """Joined ACCEDEranking.txt + ACCEDEsets.txt; a missing file raises naming it."""
+    manual_dir = epath.Path(manual_dir)
+    paths = [manual_dir / "ACCEDEranking.txt", manual_dir / "ACCEDEsets.txt"]
+    for p in paths:
+        if not p.exists():
+            raise EratoFormatError(f"{p}: annotation file not found")
+    return aa.read_liris(*paths)
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """LIRIS-ACCEDE clips: segment features, valence/arousal values and 3-class labels."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release: per-clip segment features from a manual_dir."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    Put ACCEDEranking.txt and ACCEDEsets.txt of LIRIS-ACCEDE (discrete) in manual_dir and one
+    features/ACCEDExxxxx.npz per clip (see tfds_builders/liris_accede/README.md).
+    """
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        features = tfds.features.FeaturesDict({
+            "video_id": tfds.features.Text(),
+            "valence": tfds.features.Scalar(dtype=np.float32),
+            "arousal": tfds.features.Scalar(dtype=np.float32),
+            "valence_class": tfds.features.ClassLabel(names=list(VALENCE_CLASSES)),
+            "arousal_class": tfds.features.ClassLabel(names=list(AROUSAL_CLASSES)),
+            "set": tfds.features.ClassLabel(names=list(SET_CLASSES)),
+            **av.stream_features(),
+        })
+        return self.dataset_info_from_configs(
+            features=features, supervised_keys=None,
+            homepage="https://liris-accede.ec-lyon.fr/", metadata=tfds.core.MetadataDict())
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+        manual_dir = epath.Path(dl_manager.manual_dir)
+        records = read_records(manual_dir)
+        # Thresholds over every clip of the ranking file, whatever its split.
+        val_cls = aa.mediaeval2015_classes([r.valence for r in records])
+        aro_cls = aa.mediaeval2015_classes([r.arousal for r in records])
+        rows = [(video_id(r.name), r, int(v) + 1, int(a) + 1)
+                for r, v, a in zip(records, val_cls, aro_cls, strict=True)]
+        dims = av.first_dims(manual_dir, [vid for vid, *_ in rows])
+        self.info.metadata["stream_dims"] = dims
+        out = {}
+        for split in SPLITS:
+            chosen = [row for row in rows if row[1].set_name == split]
+            if chosen:
+                out[split] = self._generate_examples(manual_dir, chosen, dims)
+        return out
+
+    def _generate_examples(self, manual_dir: epath.Path, rows: list,
+                           dims: dict[str, int]) -> Iterator[tuple[str, dict[str, Any]]]:
+        for vid, r, v_cls, a_cls in sorted(rows, key=lambda row: row[0]):
+            yield vid, {
+                **av.stream_example(manual_dir, vid, dims),
+                "valence": np.float32(r.valence),
+                "arousal": np.float32(r.arousal),
+                "valence_class": v_cls,
+                "arousal_class": a_cls,
+                "set": r.set,
+            }

@@ -1,0 +1,1 @@
+"""VideoEmotion-8 TFDS builder."""
