@@ -168,3 +168,46 @@ def read_class_lists(manual_dir: str | epath.PathLike, class_names: tuple[str, .
             raise EratoFormatError(f"{path}: split list not found")
         out[split] = aa.read_split_list(path, names)
     return out
+
+
+def _first_lines_per_class(path: epath.Path, per_class: int) -> list[bytes]:
+    """The first `per_class` lines of each class folder in a list file, byte-identical."""
+    counts: dict[bytes, int] = {}
+    kept = []
+    for line in path.read_bytes().splitlines():
+        cls = line.split(b"/", 1)[0]
+        if line.strip() and counts.get(cls, 0) < per_class:
+            counts[cls] = counts.get(cls, 0) + 1
+            kept.append(line)
+    return kept
+
+
+def write_class_list_dummy_data(root, source, seed: int, train_per_class: int = 2,
+                                test_per_class: int = 1,
+                                dims: Mapping[str, int] | None = None) -> None:
+    """Writes a dummy manual_dir for a class-list benchmark (VE-8, Ekman-6), deterministically.
+
+    classInd.txt is copied whole; the list files keep the first lines per class of the real
+    lists in `source` (byte-identical, original order); features are tiny and random, some
+    files carry masks with an absent segment.
+    """
+    root, source = epath.Path(root), epath.Path(source)
+    dims = dict(dims or {"image": 4, "motion": 3, "audio": 2})  # distinct: shape mix-ups show
+    rng = np.random.default_rng(seed)
+    (root / "classInd.txt").write_bytes((source / "classInd.txt").read_bytes())
+    ids = []
+    for name, per_class in (("trainlist01.txt", train_per_class),
+                            ("testlist01.txt", test_per_class)):
+        lines = _first_lines_per_class(source / name, per_class)
+        (root / name).write_bytes(b"\n".join(lines) + b"\n")
+        ids += [ln.split()[0].decode() for ln in lines]
+    for i, vid in enumerate(sorted(ids)):
+        steps = 1 + i % 5
+        feats = {s: rng.normal(size=(steps, d)).astype(np.float16).astype(np.float32)
+                 for s, d in dims.items()}
+        masks = None
+        if i % 3 == 1:
+            masks = {s: np.ones(steps, bool) for s in STREAMS}
+            masks["audio"][0] = False
+            feats["audio"][0] = 0.0
+        write_video(feature_path(root, vid), feats, masks)
