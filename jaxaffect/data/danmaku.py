@@ -143,6 +143,12 @@ def parse_danmaku(path: str | Path, *, keep_partial: bool = False) -> ParseResul
         raw = Path(path).read_bytes()
     except OSError as e:
         return ParseResult([], [Problem(file, None, f"cannot read file: {e.strerror or e}")])
+    return parse_danmaku_bytes(raw, file, keep_partial=keep_partial)
+
+
+def parse_danmaku_bytes(raw: bytes, file: str, *, keep_partial: bool = False) -> ParseResult:
+    """`parse_danmaku` of bytes already read (e.g. through `etils.epath` from any filesystem);
+    `file` names them in Problems."""
     text, problem = _decode(raw, file)
     if problem is not None:
         return ParseResult([], [problem])

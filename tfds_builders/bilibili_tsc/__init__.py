@@ -1,0 +1,1 @@
+"""Bilibili time-sync-comment (danmaku) pretraining corpus TFDS builder."""
