@@ -1,0 +1,1 @@
+"""LIReC on MovieGraphs (interactions, relationships, character pairs) TFDS builder."""

@@ -1,0 +1,43 @@
+"""Regenerates this dummy manual_dir (deterministic): python make_dummy_data.py
+
+A small synthetic corpus (3 movies: train / val / test) in the release layout, with two edits
+that exercise the reader's fallbacks: one scene has no visual feature file (visual and tracks
+absent for its clips), and one scene's BERT features are stored as the all-layer file
+([N, 12 * D], no second-to-last file).
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from jaxaffect.data import lirec_format as lf
+from jaxaffect.data import lirec_synthetic as ls
+
+MISSING_VISUAL = ("tt9000000", "scene-002.ss-0010.es-0019")
+ALL_LAYER_BERT = ("tt9000001", "scene-001.ss-0000.es-0009")
+
+
+def main() -> None:
+    here = Path(__file__).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "corpus"
+        ls.write_lirec_corpus(root, num_movies=3, seed=1, small=True)
+        lf.visual_path(root, *MISSING_VISUAL).unlink()
+        paths = lf.bert_paths(root, *ALL_LAYER_BERT)
+        layer = np.load(paths["layer"])
+        layers = np.zeros((len(layer), lf.BERT_LAYERS, layer.shape[1]), np.float32)
+        layers[:, -2] = layer
+        layers[:, -1] = 1.0  # other layers differ, so reading the wrong one shows
+        paths["layer"].unlink()
+        np.save(paths["all"], layers.reshape(len(layer), -1))
+        for item in here.iterdir():
+            if item.name != Path(__file__).name:
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+        for item in root.iterdir():
+            shutil.move(str(item), here / item.name)
+
+
+if __name__ == "__main__":
+    main()

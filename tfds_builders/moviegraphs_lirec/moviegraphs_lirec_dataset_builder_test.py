@@ -1,0 +1,111 @@
+"""Tests of the moviegraphs_lirec builder on its dummy manual_dir, and errors naming the file."""
+
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from jaxaffect.data import lirec_format as lf
+from tfds_builders.moviegraphs_lirec import moviegraphs_lirec_dataset_builder as mb
+
+DUMMY = mb.Builder.code_path.parent / "dummy_data"
+
+
+class MoviegraphsLirecTest(tfds.testing.DatasetBuilderTestCase):
+    DATASET_CLASS = mb.Builder
+    SPLITS = {"train": 12, "validation": 12, "test": 12}
+    SKIP_CHECKSUMS = True
+
+
+def _prepare(manual_dir, data_dir) -> tfds.core.DatasetBuilder:
+    builder = mb.Builder(data_dir=str(data_dir))
+    builder.download_and_prepare(
+        file_format="array_record",
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    return builder
+
+
+@pytest.fixture
+def manual_dir(tmp_path):
+    path = tmp_path / "manual"
+    shutil.copytree(DUMMY, path)
+    return path
+
+
+def _examples(builder, split):
+    src = builder.as_data_source(split=split)
+    return {ex["clip_id"].decode(): ex for ex in (src[i] for i in range(len(src)))}
+
+
+def test_examples_follow_the_files(manual_dir, tmp_path):
+    builder = _prepare(manual_dir, tmp_path / "data")
+    md = builder.info.metadata
+    assert md["dims"] == {"visual": 8, "text": 6, "tracks": 8}
+    assert len(md["interactions"]) == 101 and len(md["relationships"]) == 15
+    assert md["relationships"] == sorted(md["relationships"], reverse=True)
+    train = _examples(builder, "train")
+    labels = lf.read_movie_labels(lf.labels_path(manual_dir, "tt9000000"))
+    scene_without_visual = "scene-002.ss-0010.es-0019"
+    for r in labels.interactions:
+        ex = train[f"tt9000000_{r.id}_0"]
+        assert md["interactions"][ex["interaction"]] == r.name
+        assert ex["overlap_interactions"][ex["interaction"]]
+        assert ex["visual_present"] == (r.scene != scene_without_visual)
+        if r.scene == scene_without_visual:
+            assert not ex["visual"].any() and not ex["pair_tracks"].any()
+        chars = [tuple(c.decode() for c in p) for p in ex["pair_characters"]]
+        assert ex["num_pairs"] == len(chars) == len(set(chars)) <= 20
+        if ex["true_pair"] >= 0:
+            assert chars[ex["true_pair"]] == r.pairs[0]
+        for other in ex["pair_clip_ids"]:
+            o = train[other.decode()]
+            assert o["relationship"] == ex["relationship"] >= 0
+            assert tuple(o["pair_characters"][o["true_pair"]]) == tuple(
+                ex["pair_characters"][ex["true_pair"]])
+    assert md["missing_modalities"]["visual"] == sum(
+        r.scene == scene_without_visual for r in labels.interactions)
+
+
+def test_all_layer_bert_file_is_read_at_layer_minus_two(manual_dir, tmp_path):
+    builder = _prepare(manual_dir, tmp_path / "data")
+    val = _examples(builder, "validation")
+    assert any(ex["text_present"] for ex in val.values())
+    # The dummy's other layers hold 1.0; reading them would put 1.0 in every text max.
+    assert not any(np.allclose(ex["text"], 1.0) for ex in val.values())
+
+
+def test_missing_labels_file_names_it(manual_dir, tmp_path):
+    lf.labels_path(manual_dir, "tt9000002").unlink()
+    with pytest.raises(lf.LirecFormatError, match=r"tt9000002\.json: file not found"):
+        _prepare(manual_dir, tmp_path / "data")
+
+
+def test_bad_split_file_names_it(manual_dir, tmp_path):
+    (manual_dir / lf.SPLIT_FILE).write_text('{"train": ["tt9000000"], "dev": []}')
+    with pytest.raises(lf.LirecFormatError, match=r"split\.json: expected an object"):
+        _prepare(manual_dir, tmp_path / "data")
+
+
+def test_missing_frame2time_names_it(manual_dir, tmp_path):
+    lf.frame2time_path(manual_dir, "tt9000000", "scene-001.ss-0000.es-0009").unlink()
+    with pytest.raises(lf.LirecFormatError, match=r"scene-001\.ss-0000\.es-0009\.matidx"):
+        _prepare(manual_dir, tmp_path / "data")
+
+
+def test_unknown_interaction_is_skipped_and_recorded(manual_dir, tmp_path):
+    path = lf.labels_path(manual_dir, "tt9000000")
+    labels = lf.read_movie_labels(path)
+    first = labels.interactions[0]
+    bad = lf.InteractionRecord(first.id, first.scene, first.start, first.end, "juggles",
+                               first.characters, first.pairs)
+    lf.write_movie_labels(path, lf.MovieLabels(labels.movie_id, (bad, *labels.interactions[1:]),
+                                               labels.relationships))
+    builder = _prepare(manual_dir, tmp_path / "data")
+    assert builder.info.splits["train"].num_examples == 11
+    assert builder.info.metadata["skipped"] == [
+        {"clip": f"tt9000000_{first.id}", "reason": "unknown interaction 'juggles'"}]
+
+
+if __name__ == "__main__":
+    tfds.testing.test_main()
