@@ -21,10 +21,14 @@ BEST = "best"
 
 
 class Checkpoints:
-    def __init__(self, workdir: str | Path, *, keep: int = 2, best_metric: str = "macro_f1"):
+    def __init__(self, workdir: str | Path, *, keep: int = 2, best_metric: str = "macro_f1",
+                 best_mode: str = "max"):
+        if best_mode not in ("max", "min"):
+            raise ValueError(f"best_mode={best_mode!r}: 'max' or 'min'")
         root = Path(workdir).absolute() / "checkpoints"
         self.root = root
         self.best_metric = best_metric
+        self.best_mode = best_mode
         self.latest = ocp.CheckpointManager(
             root / LATEST,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
@@ -35,7 +39,7 @@ class Checkpoints:
             root / BEST,
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=1, create=True, best_fn=lambda m: float(m[best_metric]),
-                best_mode="max", enable_async_checkpointing=False),
+                best_mode=best_mode, enable_async_checkpointing=False),
             item_names=("state",),
         )
 
@@ -77,8 +81,11 @@ class Checkpoints:
     def save_best(self, step: int, state: Any, metrics: dict[str, float]) -> bool:
         """Saves when `metrics[best_metric]` beats the kept one; returns whether it did."""
         current = self.best_value()
-        if current is not None and not metrics[self.best_metric] > current:
-            return False
+        value = metrics[self.best_metric]
+        if current is not None:
+            better = value > current if self.best_mode == "max" else value < current
+            if not better:  # also False for NaN
+                return False
         if step in self.best.all_steps():
             return False
         self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
@@ -101,6 +108,38 @@ class Checkpoints:
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+
+
+def read_run_params(workdir: str | Path, which: str = BEST) -> tuple[Any, int]:
+    """The parameters of another run's checkpoint as host numpy arrays, and its step.
+
+    Needs no model or config of that run: shapes come from the checkpoint's own metadata.
+    `which` is "best" (falling back to "latest") or "latest".
+    """
+    import jax
+
+    root = Path(workdir).expanduser().absolute() / "checkpoints"
+    candidates = [BEST, LATEST] if which == BEST else [LATEST]
+    for name in candidates:
+        steps = sorted(int(p.name) for p in (root / name).glob("[0-9]*")
+                       if (p / "state").is_dir())
+        if steps:
+            # best/ keeps one step; latest/ keeps the newest last.
+            path = root / name / str(steps[-1]) / "state"
+            break
+    else:
+        raise FileNotFoundError(f"{root}: no {which} checkpoint to read parameters from")
+    checkpointer = ocp.StandardCheckpointer()
+    tree = checkpointer.metadata(path).item_metadata
+    device = jax.local_devices()[0]
+    abstract = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype,
+                                       sharding=jax.sharding.SingleDeviceSharding(device)), tree)
+    restored = checkpointer.restore(path, abstract)
+    checkpointer.close()
+    if "params" not in restored:
+        raise ValueError(f"{path}: checkpoint has no 'params' entry")
+    return jax.device_get(restored["params"]), int(steps[-1])
 
 
 class PreemptionFlag:

@@ -25,7 +25,8 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def restore_state(setup: Setup, workdir: str, which: str = "best") -> tuple[Any, int]:
-    ckpts = Checkpoints(workdir, best_metric=setup.task.selection_metric())
+    ckpts = Checkpoints(workdir, best_metric=setup.task.selection_metric(),
+                        best_mode=setup.task.selection_mode())
     try:
         return ckpts.restore_params(setup.abstract_sharded, which)
     finally:

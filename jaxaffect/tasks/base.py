@@ -55,8 +55,13 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def loss(self, model: nn.Module, params: Any, batch: Batch, rng: jax.Array,
-             train: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Pure: scalar loss and scalar metrics for logging."""
+             train: bool, step: jax.Array | None = None
+             ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Pure: scalar loss and scalar metrics for logging.
+
+        `step` is the global training step (traced) during training, None otherwise; tasks
+        with schedules inside the loss (e.g. hard negatives after a burn-in) read it.
+        """
 
     @abc.abstractmethod
     def predict(self, model: nn.Module, params: Any, batch: Batch) -> dict[str, jax.Array]:
@@ -79,8 +84,12 @@ class Task(abc.ABC):
         return []
 
     def selection_metric(self) -> str:
-        """The validation metric (higher is better) that picks the best checkpoint."""
+        """The validation metric that picks the best checkpoint (see `selection_mode`)."""
         return "macro_f1"
+
+    def selection_mode(self) -> str:
+        """"max" when a higher `selection_metric` is better, "min" when lower is."""
+        return "max"
 
 
 _REGISTRY: dict[str, type[Task]] = {}
@@ -95,7 +104,8 @@ def register(name: str):
 
 
 def get_task(config: ml_collections.ConfigDict) -> Task:
-    from jaxaffect.tasks import perr  # noqa: F401  (registers the built-in families)
+    # Importing the modules registers the built-in families.
+    from jaxaffect.tasks import lirec, perr  # noqa: F401
 
     name = config.task
     if name not in _REGISTRY:

@@ -165,7 +165,8 @@ class PERRTask(Task):
         return model.init({"params": params_rng, "dropout": dropout_rng}, batch["streams"],
                           batch["masks"], batch["step_mask"], train=False)
 
-    def loss(self, model, params, batch, rng, train):
+    def loss(self, model, params, batch, rng, train, step=None):
+        del step
         out = self._apply(model, params, batch, train=train, rng=rng)
         labels = batch[self.label_key]
         weights = batch["valid"].astype(jnp.float32)

@@ -1,0 +1,102 @@
+"""Batches from examples held in host memory, as a checkpointable grain dataset.
+
+Used by the families whose datasets fit in memory (read once with `jaxaffect.data.prepared`).
+The per-example `transform` turns a stored example into fixed shapes; in training it receives a
+numpy Generator that grain derives from (seed, epoch, position), so a resumed run draws the same
+random crops and samples as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import grain
+import numpy as np
+
+Transform = Callable[[Any, "np.random.Generator | None"], dict]
+
+
+def collate_nested(examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Stacks examples (nested dicts of arrays/scalars/str) along a new leading axis.
+
+    str values become object arrays of str; everything else goes through np.stack.
+    """
+    first = examples[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        column = [e[key] for e in examples]
+        if isinstance(value, Mapping):
+            out[key] = collate_nested(column)
+        elif isinstance(value, str):
+            arr = np.empty(len(column), dtype=object)
+            arr[:] = column
+            out[key] = arr
+        else:
+            try:
+                out[key] = np.stack([np.asarray(v) for v in column])
+            except ValueError as e:
+                shapes = sorted({np.asarray(v).shape for v in column})
+                raise ValueError(f"batch entry {key!r} has different shapes {shapes}") from e
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Apply:
+    """Picks example `i` and transforms it (a picklable callable for grain)."""
+
+    examples: Sequence[Any]
+    transform: Transform
+    padding: dict
+
+    def __call__(self, index: int, rng: np.random.Generator | None = None) -> dict:
+        if index < 0:
+            return self.padding
+        return self.transform(self.examples[index], rng)
+
+
+def make_batches(examples: Sequence[Any], *, batch_size: int, train: bool, seed: int,
+                 num_epochs: int | None, process_index: int, process_count: int,
+                 transform: Transform, padding: dict) -> grain.MapDataset:
+    """Host-local batches of `examples` (see the module docstring).
+
+    `batch_size` is global; each of `process_count` hosts yields batch_size // process_count
+    examples per batch and takes the examples at positions h, h + P, ... For training every host
+    keeps floor(N / P) examples (the same number of steps everywhere), shuffles them per epoch
+    and drops the last incomplete batch. For evaluation (`train=False`) every example of the host
+    comes once, in order, and the last batch is filled with `padding` (which must be marked
+    invalid: padding["valid"] is False).
+    """
+    if batch_size <= 0 or batch_size % process_count:
+        raise ValueError(f"global batch_size={batch_size} must be a positive multiple of "
+                         f"process_count={process_count}")
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+    if num_epochs is not None and num_epochs < 1:
+        raise ValueError(f"num_epochs must be None or >= 1, got {num_epochs}")
+    if bool(np.asarray(padding.get("valid", True))):
+        raise ValueError("padding example must have valid=False")
+    total = len(examples)
+    if total == 0:
+        raise ValueError("no examples")
+    local_batch = batch_size // process_count
+    host = list(range(total))[process_index::process_count]
+    apply = _Apply(examples, transform, padding)
+    if train:
+        host = host[: total // process_count]
+        if len(host) < local_batch:
+            raise ValueError(f"{len(host)} examples per host, fewer than one batch of "
+                             f"{local_batch}")
+        ds = grain.MapDataset.source(host).shuffle(seed=seed)
+        if num_epochs != 1:
+            ds = ds.repeat(num_epochs)
+        ds = ds.random_map(lambda i, rng: apply(i, rng), seed=seed + 1)
+        return ds.batch(local_batch, drop_remainder=True, batch_fn=collate_nested)
+    per_host = -(-total // process_count)
+    num_pad = -(-per_host // local_batch) * local_batch - len(host)
+    ds = grain.MapDataset.source(host + [-1] * num_pad)
+    if num_epochs != 1:
+        ds = ds.repeat(num_epochs)
+    ds = ds.map(lambda i: apply(i, None))
+    return ds.batch(local_batch, drop_remainder=False, batch_fn=collate_nested)
