@@ -18,6 +18,7 @@ from etils import epath
 
 from jaxaffect.data import affect_annotations as aa
 from jaxaffect.data.erato_format import EratoFormatError
+from jaxaffect.data.npz import write_npz
 
 # Per-segment streams used by TAM: frame appearance (CLIP), motion (R3D) and audio (VGGish).
 STREAMS: tuple[str, ...] = ("image", "motion", "audio")
@@ -79,8 +80,7 @@ def write_video(path: str | epath.PathLike, features: Features,
     arrays = {s: np.asarray(features[s], np.float32) for s in STREAMS}
     for s, m in (masks or {}).items():
         arrays[s + "_mask"] = np.asarray(m, bool)
-    with path.open("wb") as f:
-        np.savez(f, **arrays)
+    write_npz(path, arrays)
 
 
 def stream_features() -> dict[str, tfds.features.FeatureConnector]:

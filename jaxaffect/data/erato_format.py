@@ -28,6 +28,8 @@ from collections.abc import Mapping
 import numpy as np
 from etils import epath
 
+from jaxaffect.data.npz import write_npz
+
 # The five modal streams of the paper (Sec. 5.1): person A, person B, background, audio, text.
 STREAMS: tuple[str, ...] = ("person_a", "person_b", "background", "audio", "text")
 
@@ -193,5 +195,4 @@ def write_clip(path: str | epath.PathLike, clip: ClipFeatures) -> None:
     for s in STREAMS:
         arrays[s] = np.asarray(clip.features[s], np.float32)
         arrays[s + "_mask"] = np.asarray(clip.masks[s], bool)
-    with path.open("wb") as f:
-        np.savez(f, **arrays)
+    write_npz(path, arrays)

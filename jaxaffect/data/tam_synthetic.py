@@ -16,14 +16,14 @@ docs/synthetic_tam.md documents the generative story, the knobs and the probes.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import shutil
-import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
+
+from jaxaffect.data.npz import write_npz
 
 GENERATOR_VERSION = 1
 CLASS_NAMES: tuple[str, ...] = (
@@ -95,7 +95,6 @@ PROCESS: dict[str, float] = {
 }
 KINDS: tuple[str, ...] = ("ok", "neutral", "short", "digits", "duplicate")
 _BASE_UNIX = 1_600_000_000
-_NPZ_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,17 +330,6 @@ def danmaku_xml(comments: list[dict], chat_id: int, rng: np.random.Generator) ->
 
 
 # ---------------------------------------------------------------------------------- writing
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """An .npz (uncompressed, np.load-able) with fixed zip timestamps, so files are byte-identical
-    across runs (np.savez stamps every member with the current time)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        for key, value in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asarray(value), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=_NPZ_DATE), buf.getvalue())
-
-
 def lexicon_tsv() -> str:
     """`word<TAB>category` lines of the corpus lexicon (categories: lower-case class names)."""
     return "".join(f"{w}\t{c}\n" for c in CATEGORIES for w in EMOTION_WORDS[c])
