@@ -133,17 +133,41 @@ def cmd_build(args, overrides) -> int:
     from jaxaffect.data.build import build_dataset
 
     del overrides
-    path = build_dataset(args.name, args.manual_dir, args.data_dir, args.file_format)
+    path = build_dataset(args.name, args.manual_dir, args.data_dir, args.file_format,
+                         config=args.builder_config)
     print(f"built {args.name} into {path}")
     return 0
 
 
 def cmd_synthesize(args, overrides) -> int:
-    from jaxaffect.data.erato_synthetic import generate_corpus
+    del overrides
+    if args.corpus == "erato":
+        from jaxaffect.data.erato_synthetic import generate_corpus
+
+        summary = generate_corpus(args.out, num_clips=args.num_clips or 2000, seed=args.seed,
+                                  progress=True)
+    elif args.corpus == "tam":
+        from jaxaffect.data.tam_synthetic import write_tam_corpus
+
+        n = args.num_clips or 300
+        summary = write_tam_corpus(args.out, num_tsc_videos=n, num_labelled=max(8, 4 * n // 3),
+                                   seed=args.seed)
+    else:
+        from jaxaffect.data.lirec_synthetic import write_lirec_corpus
+
+        summary = write_lirec_corpus(args.out, num_movies=args.num_clips or 14, seed=args.seed)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_convert(args, overrides) -> int:
+    from jaxaffect.convert_lirec import convert_checkpoint
 
     del overrides
-    summary = generate_corpus(args.out, num_clips=args.num_clips, seed=args.seed, progress=True)
-    print(json.dumps(summary, indent=2))
+    meta = convert_checkpoint(args.checkpoint, args.out_dir, model_kind=args.kind,
+                              reader=args.reader)
+    print(json.dumps({k: meta[k] for k in ("model_kind", "lirec", "input_dims", "params_path")},
+                     indent=1))
     return 0
 
 
@@ -173,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_demo)
 
     b = sub.add_parser("build", help="materialise a dataset from its release into TFRecords")
-    b.add_argument("name", choices=["erato", "video_emotion8", "ekman6", "liris_accede"])
+    b.add_argument("name", choices=["bilibili_tsc", "ekman6", "erato", "liris_accede",
+                                    "moviegraphs_lirec", "video_emotion8"])
+    b.add_argument("--builder_config", default=None,
+                   help="builder config, e.g. bilibili_tsc: dutir (default), nrc, custom")
     b.add_argument("--manual_dir", required=True, help="the release in the documented layout")
     b.add_argument("--data_dir", required=True, help="TFDS data_dir to write into")
     b.add_argument("--file_format", default="tfrecord", choices=["tfrecord", "array_record"])
@@ -205,12 +232,36 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="also print the result as JSON")
     pr.set_defaults(fn=cmd_predict)
 
-    sy = sub.add_parser("synthesize", help="write the synthetic ERATO-layout corpus")
+    sy = sub.add_parser("synthesize", help="write a synthetic corpus in a release layout")
+    sy.add_argument("corpus", nargs="?", default="erato", choices=["erato", "tam", "lirec"],
+                    help="erato: ERATO layout; tam: bilibili_tsc + video_emotion8 layouts; "
+                         "lirec: the LIReC MovieGraphs layout")
     sy.add_argument("--out", required=True)
-    sy.add_argument("--num_clips", type=int, default=2000)
+    sy.add_argument("--num_clips", type=int, default=None,
+                    help="size: clips (erato, default 2000), comment videos (tam, 300), "
+                         "movies (lirec, 14)")
     sy.add_argument("--seed", type=int, default=0)
     sy.set_defaults(fn=cmd_synthesize)
+
+    cv = sub.add_parser("convert", help="import released checkpoints of other code bases")
+    cv.add_argument("family", choices=["lirec"])
+    cv.add_argument("checkpoint", help="a released .pth.tar (torch is optional)")
+    cv.add_argument("out_dir", help="where params.npz and lirec.json go")
+    cv.add_argument("--kind", default=None,
+                    choices=["interactions", "relationships", "joint", "characters", "all"],
+                    help="model kind (default: from the file name or the keys)")
+    cv.add_argument("--reader", default="auto", choices=["auto", "torch", "builtin"])
+    cv.set_defaults(fn=cmd_convert)
     return p
+
+
+def _format_errors() -> tuple[type[Exception], ...]:
+    """The per-release format errors, so bad input ends with one clear line."""
+    from jaxaffect.convert_lirec import CheckpointError
+    from jaxaffect.data.affect_annotations import AnnotationError
+    from jaxaffect.data.lirec_format import LirecFormatError
+
+    return (AnnotationError, LirecFormatError, CheckpointError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         _maybe_init_distributed()
     try:
         return args.fn(args, unknown)
-    except (ConfigError, EratoFormatError, NonFiniteLossError, FileNotFoundError) as e:
+    except (ConfigError, EratoFormatError, NonFiniteLossError, FileNotFoundError,
+            _format_errors()) as e:
         print(f"jaxaffect {args.command}: error: {e}", file=sys.stderr)
         return 1
 

@@ -46,6 +46,19 @@ def _check_liris(manual_dir: str) -> None:
     liris.read_records(manual_dir)
 
 
+def _check_bilibili(manual_dir: str) -> None:
+    # Per-file problems are reported by the build itself (bad files are skipped, not fatal).
+    folder = epath.Path(manual_dir) / "danmaku"
+    if not any(folder.glob("*.xml")):
+        raise ef.EratoFormatError(f"{folder}: no danmaku .xml files found")
+
+
+def _check_lirec(manual_dir: str) -> None:
+    from jaxaffect.data import lirec_format as lf
+
+    lf.read_split(epath.Path(manual_dir) / lf.SPLIT_FILE)
+
+
 _VE8 = "tfds_builders.video_emotion8.video_emotion8_dataset_builder"
 _EK6 = "tfds_builders.ekman6.ekman6_dataset_builder"
 _REGISTRY: dict[str, _Entry] = {
@@ -54,6 +67,11 @@ _REGISTRY: dict[str, _Entry] = {
     "ekman6": _Entry(f"{_EK6}:Builder", _check_class_lists(_EK6)),
     "liris_accede": _Entry("tfds_builders.liris_accede.liris_accede_dataset_builder:Builder",
                            _check_liris),
+    "bilibili_tsc": _Entry("tfds_builders.bilibili_tsc.bilibili_tsc_dataset_builder:Builder",
+                           _check_bilibili),
+    "moviegraphs_lirec": _Entry(
+        "tfds_builders.moviegraphs_lirec.moviegraphs_lirec_dataset_builder:Builder",
+        _check_lirec),
 }
 FILE_FORMATS = ("tfrecord", "array_record")
 
@@ -78,9 +96,17 @@ def _normalise_format(file_format: str) -> str:
     return fmt
 
 
+def builder_configs(name: str) -> tuple[str, ...]:
+    """Names of the builder configs of dataset `name` (empty when it has none)."""
+    return tuple(c.name for c in (builder_class(name).BUILDER_CONFIGS or ()))
+
+
 def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = "tfrecord",
-                  *, num_shards: int | None = None) -> str:
+                  *, num_shards: int | None = None, config: str | None = None) -> str:
     """Prepares dataset `name` from `manual_dir` into `data_dir`; returns the builder directory.
+
+    `config` picks a builder config (e.g. bilibili_tsc's lexicon: dutir, nrc or custom); None
+    uses the builder's default.
 
     `num_shards` fixes the number of record files per split (default: TFDS sizes shards at
     64 MiB-1 GiB); several shards let TFRecord readers interleave files.
@@ -95,7 +121,12 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
     fmt = _normalise_format(file_format)
     cls = builder_class(name)
     _REGISTRY[name].check_manual_dir(os.fspath(manual_dir))
-    builder = cls(data_dir=os.fspath(data_dir))
+    configs = builder_configs(name)
+    if config is not None and config not in configs:
+        raise ValueError(f"dataset {name!r} has no config {config!r}"
+                         + (f"; configs: {', '.join(configs)}" if configs else " (it has none)"))
+    kwargs = {"config": config} if config is not None else {}
+    builder = cls(data_dir=os.fspath(data_dir), **kwargs)
     if builder.is_prepared():
         existing = builder.info.file_format.value if builder.info.file_format else "tfrecord"
         if existing != fmt:
