@@ -105,7 +105,7 @@ def register(name: str):
 
 def get_task(config: ml_collections.ConfigDict) -> Task:
     # Importing the modules registers the built-in families.
-    from jaxaffect.tasks import lirec, perr  # noqa: F401
+    from jaxaffect.tasks import lirec, perr, tam, tam_pretrain  # noqa: F401
 
     name = config.task
     if name not in _REGISTRY:
