@@ -9,12 +9,17 @@ import sys
 from pathlib import Path
 
 EPILOG = """examples:
-  jaxaffect demo [--quick]
+  jaxaffect demo [perr|tam|lirec] [--quick]
   jaxaffect build erato --manual_dir ~/erato_release --data_dir ~/tfds [--file_format array_record]
   jaxaffect train --config configs/perr/smta.py:attention=transformer,labels=fine,data=erato \\
                   --workdir runs/smta_t [--seeds 0,1,2] [--config.training.batch_size=32]
   jaxaffect eval  --workdir runs/smta_t --split test [--seeds 0,1,2]
   jaxaffect predict --workdir runs/smta_t --features clip.npz
+  jaxaffect build bilibili_tsc --manual_dir ~/bilibili --data_dir ~/tfds --builder_config dutir
+  jaxaffect train --config configs/tam/pretrain.py --workdir runs/tam_pre
+  jaxaffect train --config configs/lirec/characters.py:setting=characters_weak \
+                  --workdir runs/lirec_weak
+  jaxaffect convert lirec models_release/int_rel.pth.tar runs/lirec_int_rel
 """
 
 
@@ -68,50 +73,102 @@ def _load_config(spec: str | None, workdir: str | None, overrides: list[str]):
     return config
 
 
+def _indices(text: str | None, flag: str) -> list[int] | None:
+    """'0-9' or '0,2,5' -> a list of ints (None when the flag is absent)."""
+    if not text:
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                lo, hi = part.split("-", 1)
+                out += list(range(int(lo), int(hi) + 1))
+            elif part.strip():
+                out.append(int(part))
+    except ValueError as e:
+        raise SystemExit(f"{flag} {text!r}: expected integers like 0-9 or 0,2,5") from e
+    return out
+
+
+def _runs(args) -> list[tuple[str, dict]]:
+    """(workdir, config changes) of every run named by --splits and --seeds."""
+    from jaxaffect.evaluate import seed_workdir
+
+    splits = _indices(getattr(args, "splits", None), "--splits")
+    seeds = _seeds(args.seeds)
+    runs = []
+    for split in splits if splits is not None else [None]:
+        base = args.workdir if split is None else str(Path(args.workdir) / f"split_{split}")
+        for seed in seeds if seeds else [None]:
+            changes = {}
+            if split is not None:
+                changes["data.split_index"] = split
+            if seed is not None:
+                changes["seed"] = seed
+            runs.append((base if seed is None else seed_workdir(base, seed), changes))
+    return runs
+
+
+def _apply(config, changes: dict) -> None:
+    for key, value in changes.items():
+        node = config
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+
+
+def _summarize(args, results: list[dict], split: str) -> None:
+    from jaxaffect.evaluate import summarize_seeds
+
+    agg = summarize_seeds(results)
+    names = {"splits": _indices(getattr(args, "splits", None), "--splits"),
+             "seeds": _seeds(args.seeds)}
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    Path(args.workdir, f"runs_{split}.json").write_text(json.dumps(
+        {**names, split: agg}, indent=2))
+    label = ", ".join(f"{k} {v}" for k, v in names.items() if v)
+    _print_seed_table(agg, split, label)
+
+
 def cmd_train(args, overrides) -> int:
-    from jaxaffect.evaluate import seed_workdir, summarize_seeds
     from jaxaffect.train import train
 
-    config = _load_config(args.config, None, overrides)
-    seeds = _seeds(args.seeds)
-    if not seeds:
+    runs = _runs(args)
+    if len(runs) == 1 and not runs[0][1]:
+        config = _load_config(args.config, None, overrides)
         summary = train(config, args.workdir, progress=not args.no_progress)
         print(json.dumps(summary, indent=2, default=float))
         return 0
     results = []
-    for seed in seeds:
-        config.seed = seed
-        summary = train(config, seed_workdir(args.workdir, seed), progress=not args.no_progress)
+    for workdir, changes in runs:
+        config = _load_config(args.config, None, overrides)
+        _apply(config, changes)
+        summary = train(config, workdir, progress=not args.no_progress)
         results.append(summary.get("best_validation") or {})
-    agg = summarize_seeds(results)
-    Path(args.workdir, "seeds_validation.json").write_text(json.dumps(
-        {"seeds": seeds, "validation": agg}, indent=2))
-    _print_seed_table(agg, "validation", seeds)
+    _summarize(args, results, "validation")
     return 0
 
 
 def cmd_eval(args, overrides) -> int:
-    from jaxaffect.evaluate import evaluate_run, seed_workdir, summarize_seeds
+    from jaxaffect.evaluate import evaluate_run
 
-    seeds = _seeds(args.seeds)
-    workdirs = [seed_workdir(args.workdir, s) for s in seeds] if seeds else [args.workdir]
+    runs = _runs(args)
     results = []
-    for wd in workdirs:
-        config = _load_config(args.config, wd, overrides)
-        result = evaluate_run(config, wd, args.split, args.checkpoint)
+    for workdir, changes in runs:
+        config = _load_config(args.config, workdir, overrides)
+        _apply(config, changes)
+        result = evaluate_run(config, workdir, args.split, args.checkpoint)
         results.append(result["metrics"])
-        if not seeds:
+        if len(runs) == 1:
             print(json.dumps(result, indent=2))
-    if seeds:
-        agg = summarize_seeds(results)
-        Path(args.workdir, f"seeds_{args.split}.json").write_text(json.dumps(
-            {"seeds": seeds, args.split: agg}, indent=2))
-        _print_seed_table(agg, args.split, seeds)
+    if len(runs) > 1:
+        _summarize(args, results, args.split)
     return 0
 
 
-def _print_seed_table(agg: dict, split: str, seeds: list[int]) -> None:
-    print(f"{split} metrics over seeds {seeds} (mean ± std):")
+def _print_seed_table(agg: dict, split: str, runs: str) -> None:
+    print(f"{split} metrics over {runs} (mean ± std):")
     for k, v in agg.items():
         print(f"  {k:28s} {v['mean']:.4f} ± {v['std']:.4f}")
 
@@ -172,11 +229,25 @@ def cmd_convert(args, overrides) -> int:
 
 
 def cmd_demo(args, overrides) -> int:
-    from jaxaffect.demo import run_demo
-
     del overrides
-    run_demo(args.workdir, quick=args.quick, data_home=args.data_home,
-             progress=not args.no_progress, seeds=_seeds(args.seeds) or [0])
+    seeds = _seeds(args.seeds) or [0]
+    workdir = args.workdir or ("demo_runs" if args.family == "perr"
+                               else f"demo_runs/{args.family}")
+    if args.family == "perr":
+        from jaxaffect.demo import run_demo
+
+        run_demo(workdir, quick=args.quick, data_home=args.data_home,
+                 progress=not args.no_progress, seeds=seeds)
+    elif args.family == "tam":
+        from jaxaffect.tam_demo import run_tam_demo
+
+        run_tam_demo(workdir, quick=args.quick, data_home=args.data_home,
+                     progress=not args.no_progress, seeds=seeds)
+    else:
+        from jaxaffect.lirec_demo import run_lirec_demo
+
+        run_lirec_demo(workdir, quick=args.quick, data_home=args.data_home, seeds=seeds,
+                       progress=not args.no_progress)
     return 0
 
 
@@ -186,9 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="synthetic ERATO-layout corpus -> build -> train -> eval")
+    d = sub.add_parser("demo", help="synthetic corpus -> build -> train -> eval -> report")
+    d.add_argument("family", nargs="?", default="perr", choices=["perr", "tam", "lirec"],
+                   help="perr: SMTA vs LSTM on a synthetic ERATO-layout corpus (default); "
+                        "tam: TSC pretraining then few-label fine-tuning, with and without "
+                        "pretraining; lirec: interactions and full/weak character pairs")
     d.add_argument("--quick", action="store_true", help="a smaller corpus and fewer epochs")
-    d.add_argument("--workdir", default="demo_runs", help="where runs and results go")
+    d.add_argument("--workdir", default=None,
+                   help="where runs and results go (default demo_runs, or demo_runs/<family>)")
     d.add_argument("--data_home", default=None,
                    help="where the corpus and its build go (default $JAXAFFECT_HOME or "
                         "~/.cache/jaxaffect)")
@@ -218,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--seeds", default=None,
                        help="comma-separated seeds; runs go to <workdir>/seed_<k>, "
                             "mean ± std is reported")
+        t.add_argument("--splits", default=None,
+                       help="data.split_index values, e.g. 0-9 (VE-8's ten random splits); "
+                            "runs go to <workdir>/split_<k>[/seed_<s>], mean ± std is "
+                            "reported")
         if name == "train":
             t.add_argument("--no_progress", action="store_true")
         else:

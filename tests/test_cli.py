@@ -64,7 +64,7 @@ def test_train_and_eval_over_seeds_then_predict(tmp_path, capsys):
     assert cli.main(["eval", "--workdir", str(workdir), "--seeds", "0,1"]) == 0
     out = capsys.readouterr().out
     assert "mean ± std" in out
-    summary = json.loads((workdir / "seeds_test.json").read_text())
+    summary = json.loads((workdir / "runs_test.json").read_text())
     assert summary["seeds"] == [0, 1] and summary["test"]["macro_f1"]["n"] == 2
     per_seed = [json.loads((workdir / f"seed_{s}" / "eval_test.json").read_text())
                 for s in (0, 1)]
@@ -123,3 +123,17 @@ def test_build_offers_every_registered_dataset():
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
     name_arg = next(a for a in sub.choices["build"]._actions if a.dest == "name")
     assert sorted(name_arg.choices) == sorted(available_datasets())
+
+
+def test_runs_over_splits_and_seeds():
+    import argparse
+
+    assert cli._indices("0-3,7", "--splits") == [0, 1, 2, 3, 7]
+    with pytest.raises(SystemExit, match="--splits"):
+        cli._indices("a-b", "--splits")
+    args = argparse.Namespace(workdir="w", seeds="0,1", splits="2-3")
+    runs = cli._runs(args)
+    assert [r[0] for r in runs] == ["w/split_2/seed_0", "w/split_2/seed_1",
+                                    "w/split_3/seed_0", "w/split_3/seed_1"]
+    assert runs[1][1] == {"data.split_index": 2, "seed": 1}
+    assert cli._runs(argparse.Namespace(workdir="w", seeds=None, splits=None)) == [("w", {})]
