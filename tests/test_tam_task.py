@@ -294,6 +294,26 @@ def test_pretrain_masking(tsc_dir):
     assert not (target & ~maskable).any()
 
 
+def test_pretrain_loss_with_gathered_masked_words_is_unchanged(tsc_dir):
+    c = tiny(tam_pretrain.pretrain_config("runlocal"), tsc_dir)
+    task = get_task(c)
+    batch = task.device_batch(next(iter(task.dataset(
+        "train_full", train=False, seed=0, num_epochs=1, process_index=0, process_count=1))))
+    model = task.make_model()
+    params = task.init_variables(model, jax.random.key(1), batch)["params"]
+    losses = {}
+    for k in (0, 64, 1):
+        c.pretrain.max_masked = k
+        variant = get_task(c)
+        loss, aux = jax.jit(lambda p, b, t=variant: t.loss(model, p, b, jax.random.key(2),
+                                                           False))(params, batch)
+        losses[k] = (float(loss), float(aux["word_count"]))
+    assert losses[0][1] > 1  # several masked words in the batch
+    np.testing.assert_allclose(losses[64][0], losses[0][0], rtol=1e-5)
+    assert losses[64][1] == losses[0][1]
+    assert losses[1][1] < losses[0][1]  # one scored word per window
+
+
 # ------------------------------------------------------------------------------ end to end
 
 pytestmark_slow = pytest.mark.slow

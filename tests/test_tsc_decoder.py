@@ -223,3 +223,19 @@ def test_gradients_reach_encoder_and_decoder_for_each_task():
     # the time task reads only the first decoder layer's self-attention and cross W_q/W_k
     assert _norm(time["decoder"]["final_norm"]) == 0
     assert _norm(jax.tree_util.tree_map(lambda a: a[1:], time["decoder"]["layers"])) == 0
+
+
+def test_word_positions_gather_the_same_logits():
+    feats, seg = make_features()
+    ids, _ = make_tokens()
+    variables = model_vars()
+    full = MODEL_APPLY(variables, feats, seg, ids)["word_logits"]
+    n_words = ids.shape[1] * ids.shape[2]
+    rng = np.random.default_rng(0)
+    positions = rng.integers(-1, n_words, size=(B, 5))
+    for apply in (MODEL.apply, MODEL_APPLY):
+        part = apply(variables, feats, seg, ids, word_positions=jnp.asarray(positions))
+        assert part["word_logits"].shape == (B, 5, VOCAB)
+        flat = np.asarray(full).reshape(B, n_words, VOCAB)
+        expect = flat[np.arange(B)[:, None], np.clip(positions, 0, None)]
+        np.testing.assert_allclose(np.asarray(part["word_logits"]), expect, atol=1e-5)

@@ -184,7 +184,9 @@ class TAMPretrainModel(nn.Module):
     """CTM encoder + video-TSC decoder + word classifier, for TSC pretraining (Eqs. 7-10).
 
     ``__call__(features {m: [B, T, d_m]}, segment_mask [B, T], token_ids [B, N, W], *,
-    word_mask=None, train=False)`` returns float32 ``dict(word_logits=[B, N, W, V],
+    word_mask=None, word_positions=None, train=False)`` returns float32
+    ``dict(word_logits=[B, N, W, V] (or [B, K, V] at ``word_positions`` [B, K], flat indices
+    into the N * W words; out-of-range entries are clipped, mask them in the loss),
     time_logits=[B, N, T] (Eq. 8 logits, padded segments at NEG_LOGIT), pooled=[B, d])``.
     Params: ``{"encoder", "decoder", "word_head"}``; fine-tuning keeps ``params["encoder"]``
     (the CTMEncoder's params) and drops the rest. Eq. 8's projections are the first decoder
@@ -196,15 +198,23 @@ class TAMPretrainModel(nn.Module):
 
     @nn.compact
     def __call__(self, features: Mapping[str, Array], segment_mask: Array, token_ids: Array,
-                 *, word_mask: Array | None = None, train: bool = False) -> dict[str, Array]:
+                 *, word_mask: Array | None = None, word_positions: Array | None = None,
+                 train: bool = False) -> dict[str, Array]:
         encoder = self.encoder if self.encoder is not None else CTMEncoder(name="encoder")
         enc = encoder(features, segment_mask, train=train)
         video_mask = jnp.concatenate(
             [jnp.ones((segment_mask.shape[0], 1), bool), segment_mask.astype(bool)], axis=1)
         dec = self.decoder(token_ids, enc["video"], video_mask, word_mask=word_mask,
                            train=train)
+        hidden = dec["hidden"]
+        if word_positions is not None:
+            # Only the scored (masked) words go through the vocabulary projection: with a
+            # paper-size vocabulary the full [B, N, W, V] logits dominate a step's memory.
+            flat = hidden.reshape(hidden.shape[0], -1, hidden.shape[-1])
+            index = jnp.clip(word_positions, 0, flat.shape[1] - 1)
+            hidden = jnp.take_along_axis(flat, index[..., None].astype(jnp.int32), axis=1)
         word_logits = nn.Dense(self.decoder.vocab_size, dtype=jnp.float32,
-                               param_dtype=jnp.float32, name="word_head")(dec["hidden"])
+                               param_dtype=jnp.float32, name="word_head")(hidden)
         time_query = dec["time_query"]
         if time_query.ndim == 2:  # one comment per video
             time_query = time_query[:, None]
