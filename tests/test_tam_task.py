@@ -159,7 +159,7 @@ def test_configs_and_sweeps():
     # every sweep entry is a valid config
     import importlib.util
 
-    for name, expected in (("ctm.py", 6 * 11 + 3), ("pretrain.py", 8), ("finetune.py", 14)):
+    for name, expected in (("ctm.py", 6 * 11 + 3 + 12), ("pretrain.py", 8), ("finetune.py", 14)):
         spec = importlib.util.spec_from_file_location(name[:-3], CONFIGS / name)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -242,6 +242,23 @@ def test_ve8_task_splits_and_batches(ve8_dir):
     dummy = task.dummy_batch(2)
     assert jax.tree_util.tree_map(np.shape, dummy) == jax.tree_util.tree_map(
         lambda x: (2,) + np.shape(x)[1:], task.device_batch(b))
+
+
+def test_modality_subset_table1(ve8_dir):
+    c = tiny(tam.default_config("dataset=ve8,split=0,runlocal,modalities=image+audio"), ve8_dir)
+    task = get_task(c)
+    batch = task.device_batch(next(iter(task.dataset(
+        "train", train=True, seed=0, num_epochs=1, process_index=0, process_count=1))))
+    model = task.make_model()
+    params = task.init_variables(model, jax.random.key(0), batch)["params"]
+    leaves = ["/".join(str(k.key) for k in path)
+              for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    assert any("image" in n for n in leaves) and any("audio" in n for n in leaves)
+    assert not any("motion" in n for n in leaves)
+    loss, _ = jax.jit(lambda p: task.loss(model, p, batch, jax.random.key(1), True))(params)
+    assert np.isfinite(float(loss))
+    with pytest.raises(ConfigError, match="modalities"):
+        tam.default_config("dataset=ve8,modalities=image+depth")
 
 
 def test_liris_task_uses_build_validation(liris_dir):

@@ -9,6 +9,7 @@ Config argument (comma-separated):
                           arousal (MediaEval 2015), valence+arousal regression (MediaEval 2016)
   strategy=ctm|concat|divide|joint|inner|cross   the fusion module (Table 2)
   split=0..9              VE-8's random 2/3-1/3 split (default 0); -1: the released lists
+  modalities=image+motion+audio   the streams used (Table 1 rows: any '+'-joined subset)
   runlocal                a tiny debug run
 Data: --config.data.data_dir=... (default ~/tensorflow_datasets) or --config.data.builder_dir=...
 The ten VE-8 splits, mean and std: jaxaffect train ... --splits 0-9, then
@@ -32,3 +33,7 @@ def sweep(add, arg=None):
         add(config_arg=f"dataset=ek6,strategy={strategy}")
     for dataset in ("me2015_valence", "me2015_arousal", "me2016"):
         add(config_arg=f"dataset={dataset},strategy=ctm")
+    # Table 1: modality combinations with the CTM module (VE-8 split 0 and Ekman-6).
+    for mods in ("image", "motion", "audio", "image+motion", "image+audio", "motion+audio"):
+        add(config_arg=f"dataset=ve8,modalities={mods}")
+        add(config_arg=f"dataset=ek6,modalities={mods}")

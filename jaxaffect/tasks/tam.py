@@ -69,6 +69,7 @@ DATASETS: dict[str, dict[str, Any]] = {
 CLASS_LIST_DATASETS = ("video_emotion8", "ekman6")
 
 CONFIG_ARGS = {"dataset": "ve8", "strategy": "ctm", "split": -2, "runlocal": False,
+               "modalities": "image+motion+audio",
                "pretrained": ""}
 
 
@@ -113,6 +114,12 @@ def default_config(arg: str | None, *, finetune: bool = False) -> ml_collections
 
     c.model = ml_collections.ConfigDict()
     c.model.strategy = a.strategy
+    # Table 1: the streams the fusion module sees (a pretrained encoder needs the same set).
+    c.model.modalities = tuple(m for m in a.modalities.split("+") if m)
+    unknown = set(c.model.modalities) - set(tam_batches.STREAMS)
+    if unknown or not c.model.modalities:
+        raise ConfigError(f"modalities={a.modalities!r}: '+'-joined streams of "
+                          f"{tam_batches.STREAMS}")
     c.model.width = 768  # Sec. 5.2: features mapped to 768-d
     c.model.num_layers = 12  # L = 12
     # CTM family: 12 heads (ViT-B); the concat/divide/joint baselines: 8 heads (Sec. 5.3).
@@ -376,21 +383,27 @@ class TAMTask(Task):
                              f"model.max_segments={m.max_segments}")
         return FusionClassifier(
             strategy=m.strategy, num_outputs=self.num_outputs(),
-            modalities=tam_batches.STREAMS, width=m.width, num_layers=m.num_layers,
+            modalities=self.modalities(), width=m.width, num_layers=m.num_layers,
             num_heads=m.num_heads, mlp_dim=int(m.mlp_dim) or None,
             max_segments=m.max_segments, dropout_rate=m.dropout_rate,
             head_dropout=m.head_dropout, readout=m.readout,
             share_across_modalities=m.share_across_modalities, remat=m.remat,
             dtype=_dtype(m.dtype))
 
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.config.model.get("modalities", tam_batches.STREAMS))
+
+    def _features(self, batch) -> dict[str, Array]:
+        return {m: batch["features"][m] for m in self.modalities()}
+
     def init_variables(self, model, rng, batch):
         params_rng, dropout_rng = jax.random.split(rng)
-        return model.init({"params": params_rng, "dropout": dropout_rng}, batch["features"],
-                          batch["segment_mask"], train=False)
+        return model.init({"params": params_rng, "dropout": dropout_rng},
+                          self._features(batch), batch["segment_mask"], train=False)
 
     def _apply(self, model, params, batch, *, train: bool, rng=None) -> Array:
         rngs = {"dropout": rng} if rng is not None else None
-        return model.apply({"params": params}, batch["features"], batch["segment_mask"],
+        return model.apply({"params": params}, self._features(batch), batch["segment_mask"],
                            train=train, rngs=rngs)
 
     def loss(self, model, params, batch, rng, train, step=None):
