@@ -25,6 +25,7 @@ DEMO_RUNS = (("interactions", "interactions", {}),
               {"pair_selection": "multinomial", "negatives": "sum_max"}))
 TABLE_KEYS = (("interaction_top1", "Int. top-1"), ("interaction_soft_top1", "Int. soft top-1"),
               ("interaction_top5", "Int. top-5"), ("character_accuracy", "Char."),
+              ("character_accuracy_either_direction", "Char. (either direction)"),
               ("joint_accuracy", "Joint"))
 
 
@@ -40,10 +41,12 @@ def demo_settings(quick: bool) -> dict:
 def prepare_corpus(data_home: str, settings: dict) -> str:
     """Writes and builds the synthetic corpus (the build is reused when present)."""
     from jaxaffect.data import build
-    from jaxaffect.data.lirec_synthetic import write_lirec_corpus
+    from jaxaffect.data.lirec_synthetic import GENERATOR_VERSION, write_lirec_corpus
     from jaxaffect.data.pipeline import builder_dir_for
 
-    tag = f"{settings['num_movies']}{'_small' if settings['small'] else ''}"
+    # The generator version is part of the folder: a changed generator never reuses old builds.
+    tag = (f"{settings['num_movies']}{'_small' if settings['small'] else ''}"
+           f"_v{GENERATOR_VERSION}")
     home = Path(data_home) / f"synthetic_lirec_{tag}"
     tfds_dir = home / "tfds"
     try:

@@ -196,6 +196,35 @@ def test_random_baselines_are_exact():
     np.testing.assert_allclose(base["interaction_soft_top1"], soft)
     rel = LIReCTask(tiny_config("relationships")).random_baselines("test")
     assert rel == {"relationship_top1": pytest.approx(1 / R)}
+    # either direction: the reverse of the true pair, when it is a candidate, also counts
+    def has_reverse(e):
+        chars = [tuple(c) for c in np.asarray(e["pair_characters"])[:e["num_pairs"]]]
+        a, b = chars[e["true_pair"]]
+        return (b, a) in chars
+    either = np.mean([(1 + has_reverse(e)) / e["num_pairs"] for e in with_pair])
+    assert any(has_reverse(e) for e in with_pair)
+    np.testing.assert_allclose(base["character_accuracy_either_direction"], either)
+
+
+def test_either_direction_metric_matches_a_loop():
+    from jaxaffect.data.lirec_batches import reverse_pair
+    from jaxaffect.tasks.lirec import _either_direction
+
+    ex = [e for e in make_examples(seed=3) if e["true_pair"] >= 0]
+    rev = np.array([reverse_pair(e) for e in ex])
+    for e, r in zip(ex, rev):
+        chars = np.asarray(e["pair_characters"])[:e["num_pairs"]]
+        if r >= 0:
+            assert tuple(chars[r]) == tuple(chars[e["true_pair"]][::-1])
+    tp = np.array([e["true_pair"] for e in ex])
+    rng = np.random.default_rng(0)
+    pred = np.where(rng.random(len(tp)) < 0.5, tp, np.where(rev >= 0, rev, tp + 1))
+    mask = rng.random(len(tp)) < 0.8
+    loop = np.mean([p == t or (r >= 0 and p == r) for p, t, r, m in
+                    zip(pred, tp, rev, mask) if m])
+    got = _either_direction(pred, tp, {"reverse_pair": rev}, mask)
+    np.testing.assert_allclose(got, loop)
+    assert got > np.mean((pred == tp)[mask])  # reversed predictions counted
 
 
 def test_released_code_mode():

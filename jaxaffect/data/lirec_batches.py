@@ -150,13 +150,30 @@ def pair_key(example: Mapping[str, Any]) -> str:
     return f"{example['movie_id']}/{chars[tp, 0]}->{chars[tp, 1]}"
 
 
+def reverse_pair(example: Mapping[str, Any], max_pairs: int | None = None) -> int:
+    """Index of the true pair read the other way round ((to, from)) among the candidates;
+    -1 when there is no true pair or no such candidate (evaluation only: a metric that
+    accepts either direction)."""
+    tp = int(example["true_pair"])
+    chars, _ = _pairs(example)
+    if max_pairs is not None:
+        chars = chars[:max_pairs]
+    if tp < 0 or tp >= len(chars):
+        return -1
+    rev = (chars[tp, 1], chars[tp, 0])
+    hits = [k for k in range(len(chars)) if (chars[k, 0], chars[k, 1]) == rev]
+    return hits[0] if hits else -1
+
+
 def _labels(spec: BatchSpec, example: Mapping[str, Any]) -> dict[str, Any]:
     overlap = np.asarray(example["overlap_interactions"], bool).reshape(spec.num_interactions)
     tp = int(example["true_pair"])
     if spec.characters and tp >= spec.max_pairs:
         tp = -1  # dropped with the candidate slots beyond max_pairs
+    rev = reverse_pair(example, spec.max_pairs) if tp >= 0 else -1
     return {"interaction": np.int32(example["interaction"]), "overlap": overlap,
-            "relationship": np.int32(example["relationship"]), "true_pair": np.int32(tp)}
+            "relationship": np.int32(example["relationship"]), "true_pair": np.int32(tp),
+            "reverse_pair": np.int32(rev)}
 
 
 def transform(spec: BatchSpec, index: Mapping[str, Mapping[str, Any]],
@@ -215,7 +232,7 @@ def padding(spec: BatchSpec) -> dict[str, Any]:
         (s, 2, spec.track_dim)
     out: dict[str, Any] = {
         "interaction": np.int32(0), "overlap": np.zeros((a,), bool),
-        "relationship": np.int32(-1), "true_pair": np.int32(-1),
+        "relationship": np.int32(-1), "true_pair": np.int32(-1), "reverse_pair": np.int32(-1),
         "inputs": {"visual": np.zeros((s, spec.visual_dim), np.float32),
                    "text": np.zeros((s, spec.text_dim), np.float32),
                    "tracks": np.zeros(tracks_shape, np.float32),

@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxaffect.data import lirec_format as lf
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 4
 README_FILE = "README.txt"
 FPS = 16  # one visual feature step (16 frames) per second
 GRID = (2, 2)  # spatial feature grid; one character per cell
@@ -55,10 +55,13 @@ FIRST_NAMES = ("ada", "ben", "cleo", "dan", "eve", "finn", "gus", "hana", "ivo",
 SURNAMES = ("moss", "reyes", "okafor", "lind", "park", "novak")
 
 PROCESS: dict[str, float] = {
-    "clip_amplitude": 2.0,  # norm of an interaction's pattern in its modality
-    "track_amplitude": 1.2,  # norm of the actor/receiver + pattern signal in face regions
+    "clip_amplitude": 1.5,  # norm of an interaction's dialogue pattern
+    "scene_amplitude": 0.5,  # norm of a visual interaction's pattern over the whole frame
+    "track_amplitude": 3.0,  # norm of the role direction and of the role pattern in the
+                             # actor's / receiver's face regions
     "identity_std": 0.5, "noise_std": 0.6, "token_noise_std": 0.7,
     "favoured_per_relationship": 8, "favoured_mass": 0.75,
+    "common_interactions": 24,  # favoured interactions come from this many (a long tail)
     "labelled_pair_prob": 0.7, "single_participant_prob": 0.04,
     "empty_cue_prob": 0.1, "prominence_decay": 1.0, "continued_cue_prob": 0.1,
     "unnamed_track_prob": 0.1,
@@ -102,9 +105,13 @@ class _World:
         self.actor, self.receiver = _unit(rng, 2, dims["visual"])
         self.rel_probs = np.full((len(RELATIONSHIPS) + 1, a), 0.0)
         for r in range(len(RELATIONSHIPS) + 1):  # the last row: pairs without a relationship
-            fav = rng.choice(a, size=k, replace=False)
+            fav = rng.choice(int(PROCESS["common_interactions"]), size=k, replace=False)
             self.rel_probs[r] = (1 - PROCESS["favoured_mass"]) / a
             self.rel_probs[r, fav] += PROCESS["favoured_mass"] / k
+        # What the interaction looks like on the actor's and on the receiver's face region:
+        # one pattern per interaction and role, so the tracks of the right pair in the right
+        # order carry the label (the signal weak, clip-level labels can find).
+        self.role_patterns = _unit(rng, 2 * a, dims["visual"]).reshape(2, a, dims["visual"])
 
 
 def _movie(rng: np.random.Generator, world: _World, movie: str, dims: dict[str, int],
@@ -147,9 +154,6 @@ def _movie(rng: np.random.Generator, world: _World, movie: str, dims: dict[str, 
                 first_only = rng.random() < 0.5
                 tnames.append(None if unnamed else names[c].split()[0] if first_only
                               else names[c])
-        for k, c in enumerate(present):
-            y, x = divmod(cells[c], GRID[1])
-            vis[:, :, y, x] += visible[k][:, None] * identity[c]
         # Interactions of the scene (time spans), their signals.
         scene_inters: list[tuple[int, int, int, float, float]] = []
         for _ in range(size["clips"]):
@@ -168,10 +172,23 @@ def _movie(rng: np.random.Generator, world: _World, movie: str, dims: dict[str, 
             scene_inters.append((i, j, a_id, start, end))
             t0, t1 = int(start), int(end) + 1
             if world.modality[a_id] != 1:
-                vis[t0:t1] += PROCESS["clip_amplitude"] * world.visual[a_id][None, :, None, None]
-            for c, role in ((i, world.actor), (j, world.receiver)):
+                vis[t0:t1] += PROCESS["scene_amplitude"] * world.visual[a_id][None, :, None, None]
+            for k, (c, role) in enumerate(((i, world.actor), (j, world.receiver))):
                 y, x = divmod(cells[c], GRID[1])
-                vis[t0:t1, :, y, x] += PROCESS["track_amplitude"] * (role + world.visual[a_id])
+                vis[t0:t1, :, y, x] += PROCESS["track_amplitude"] * (
+                    role + world.role_patterns[k, a_id])
+                # People who interact are on screen: a face track over the span if the
+                # character is not already visible throughout it.
+                kc = present.index(c)
+                if not visible[kc, t0:t1].all():
+                    visible[kc, t0:t1] = True
+                    frames = np.arange(t0 * FPS, min(t1, steps) * FPS, FPS // 2)
+                    tracks.append(lf.FaceTrack(frames, frames / FPS,
+                                               np.tile(_face_box(kc), (len(frames), 1))))
+                    tnames.append(names[c])
+        for k, c in enumerate(present):
+            y, x = divmod(cells[c], GRID[1])
+            vis[:, :, y, x] += visible[k][:, None] * identity[c]
         # Dialogue: sentences every few seconds, some split over two cues ("..."), some cues
         # only a sound description (no sentence). Tokens carry dialogue-modality signals.
         cues, feats, tokens = [], [], []

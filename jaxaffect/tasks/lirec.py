@@ -211,6 +211,16 @@ def relationship_by_pair(logits: np.ndarray, labels: np.ndarray, keys: np.ndarra
     return float(np.sum(weight * correct) / np.sum(weight)), preds
 
 
+def _either_direction(pred: np.ndarray, tp: np.ndarray, outputs: dict, mask: np.ndarray
+                      ) -> float:
+    """Pair accuracy that also accepts the true pair read the other way round: the two
+    characters are found even when the direction is not (clip-level labels alone cannot tell
+    who acts on whom unless the features show it)."""
+    rev = np.asarray(outputs.get("reverse_pair", np.full(len(tp), -1))).astype(np.int64)
+    hit = (pred == tp) | ((rev >= 0) & (pred == rev))
+    return float(hit[mask].mean()) if mask.any() else 0.0
+
+
 def random_baselines(setting: str, examples: list[dict], num_interactions: int = 101,
                      num_relationships: int = 15, max_pairs: int = 20) -> dict[str, float]:
     """Exact expected accuracies of guessing uniformly over classes (and candidate pairs),
@@ -234,13 +244,17 @@ def random_baselines(setting: str, examples: list[dict], num_interactions: int =
         out["relationship_top1"] = 1.0 / r
     if chars and m.any():
         inv_p = 1.0 / np.maximum(npairs, 1)
+        either = np.array([1.0 + (lb.reverse_pair(e, max_pairs) >= 0) for e in examples]) * inv_p
         if setting.startswith("all"):
             mr = m & (rel >= 0)
             out["character_accuracy"] = float(inv_p[mr].mean()) if mr.any() else 0.0
+            out["character_accuracy_either_direction"] = (float(either[mr].mean()) if mr.any()
+                                                          else 0.0)
             out["character_accuracy_given_interaction"] = float(inv_p[m].mean())
             out["joint_accuracy"] = float((inv_p[mr] / (a * r)).mean()) if mr.any() else 0.0
         else:
             out["character_accuracy"] = float(inv_p[m].mean())
+            out["character_accuracy_either_direction"] = float(either[m].mean())
             out["joint_accuracy"] = float((inv_p[m] / a).mean())
     if setting == "joint":
         out["int_rel_mean"] = 0.5 * (out["interaction_top1"] + out["relationship_top1"])
@@ -504,6 +518,8 @@ class LIReCTask(Task):
             res["joint_accuracy"] = float(inf.joint_accuracy(zi, y, t, pm, sample_mask=mj))
             preds["pair"] = _np(inf.predict_pair(zi, y, pm))
             preds["interaction"] = row.argmax(-1)
+            res["character_accuracy_either_direction"] = _either_direction(
+                preds["pair"], tp, outputs, m)
             return res
         zr = jnp.asarray(outputs["relationship_logits"])
         mr = m & (rel >= 0)
@@ -520,6 +536,8 @@ class LIReCTask(Task):
             rel_row, np.maximum(rel, 0), keys, mr)
         preds["pair"] = _np(inf.predict_pair(zi, y, pm, zr, r))
         preds["interaction"] = row.argmax(-1)
+        res["character_accuracy_either_direction"] = _either_direction(
+            preds["pair"], tp, outputs, mr)
         return res
 
     def write_figures(self, outputs, metrics_, out_dir, split):
