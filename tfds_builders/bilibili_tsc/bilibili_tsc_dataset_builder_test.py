@@ -18,8 +18,9 @@ from jaxaffect.data import tsc_corpus as tsc
 from jaxaffect.data.erato_format import EratoFormatError
 from tfds_builders import affect_video as av
 from tfds_builders.bilibili_tsc import bilibili_tsc_dataset_builder as bt
+from tfds_builders.testing import dummy_data_dir, prepare
 
-DUMMY = bt.Builder.code_path.parent / "dummy_data"
+DUMMY = dummy_data_dir(bt.Builder)
 REAL_XML = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "danmaku" / (
     "dfm_sample_comments.xml")
 D_RE = re.compile(r'<d p="([^"]*)">(.*?)</d>', flags=re.S)
@@ -30,14 +31,6 @@ class BilibiliTscTest(tfds.testing.DatasetBuilderTestCase):
     BUILDER_CONFIG_NAMES_TO_TEST = ["custom"]
     SPLITS = {"train": 5}  # av1001: K = 3, av1002: K = 2; av1003-av1005 are skipped
     SKIP_CHECKSUMS = True
-
-
-def _prepare(manual_dir, data_dir, config="custom") -> tfds.core.DatasetBuilder:
-    builder = bt.Builder(config=config, data_dir=str(data_dir))
-    builder.download_and_prepare(
-        file_format="array_record",
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
 
 
 def _examples(builder) -> list[dict]:
@@ -93,7 +86,7 @@ def _decode(ex, vocab) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def dummy_build(tmp_path_factory):
-    return _prepare(DUMMY, tmp_path_factory.mktemp("data"))
+    return prepare(bt.Builder, DUMMY, tmp_path_factory.mktemp("data"), config="custom")
 
 
 def test_dummy_metadata_reports_skips_and_problems(dummy_build):
@@ -149,10 +142,10 @@ def test_dummy_examples_match_the_source_files(dummy_build):
 
 def test_min_count_maps_rare_words_to_unk(tmp_path):
     config = bt.TscConfig(name="custom_min2", lexicon="custom", min_count=2)
-    builder = _prepare(DUMMY, tmp_path / "data", config)
+    builder = prepare(bt.Builder, DUMMY, tmp_path / "data", config=config)
     vocab = tsc.load_vocab(builder.data_dir)
     examples = _examples(builder)
-    full = _prepare(DUMMY, tmp_path / "full")
+    full = prepare(bt.Builder, DUMMY, tmp_path / "full", config="custom")
     full_vocab = tsc.load_vocab(full.data_dir)
     words = Counter(w for ex in _examples(full) for ws in _decode(ex, full_vocab) for w in ws)
     assert vocab[4:] == sorted((w for w, n in words.items() if n >= 2),
@@ -163,7 +156,7 @@ def test_min_count_maps_rare_words_to_unk(tmp_path):
 
 def test_balance_config_records_the_stage(tmp_path):
     config = bt.TscConfig(name="custom_balanced", lexicon="custom", balance=True)
-    meta = _prepare(DUMMY, tmp_path / "data", config).info.metadata
+    meta = prepare(bt.Builder, DUMMY, tmp_path / "data", config=config).info.metadata
     assert list(meta["stage_counts"])[-1] == "balance"
     assert meta["stage_counts"]["balance"] <= meta["stage_counts"]["dedup"]
 
@@ -175,10 +168,10 @@ def test_nothing_left_is_a_clear_error(tmp_path):
     for vid in ("av1003", "av1004"):
         shutil.copy(DUMMY / "danmaku" / f"{vid}.xml", manual / "danmaku")
     with pytest.raises(EratoFormatError, match=r"no usable video \(2 skipped: danmaku/av1003"):
-        _prepare(manual, tmp_path / "data")
+        prepare(bt.Builder, manual, tmp_path / "data", config="custom")
     with pytest.raises(EratoFormatError, match="lexicon.tsv: lexicon file not found"):
         (manual / "lexicon.tsv").unlink()
-        _prepare(manual, tmp_path / "data2")
+        prepare(bt.Builder, manual, tmp_path / "data2", config="custom")
 
 
 # ---------------------------------------------------------------------- real sample, DUTIR
@@ -235,7 +228,7 @@ def test_real_sample_dutir_build(tmp_path):
         arrays = {k: z[k] for k in z.files}
     np.savez(write_path, **arrays, segment_seconds=np.float64(seconds))
 
-    builder = _prepare(manual, tmp_path / "data", "dutir")
+    builder = prepare(bt.Builder, manual, tmp_path / "data", config="dutir")
     meta = builder.info.metadata
     expected, kept, lex = _independent_dutir_kept(raw)
     assert list(meta["stage_counts"].values()) == expected

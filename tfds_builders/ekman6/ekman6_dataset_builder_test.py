@@ -1,14 +1,11 @@
 """Tests of the Ekman-6 builder: the dummy manual_dir and an error naming a missing file."""
 
-import shutil
-
 import pytest
 import tensorflow_datasets as tfds
 
 from jaxaffect.data.erato_format import EratoFormatError
 from tfds_builders.ekman6 import ekman6_dataset_builder as ek6
-
-DUMMY = ek6.Builder.code_path.parent / "dummy_data"
+from tfds_builders.testing import copy_dummy_data, prepare
 
 
 class Ekman6Test(tfds.testing.DatasetBuilderTestCase):
@@ -17,23 +14,13 @@ class Ekman6Test(tfds.testing.DatasetBuilderTestCase):
     SKIP_CHECKSUMS = True
 
 
-def _prepare(manual_dir, data_dir) -> tfds.core.DatasetBuilder:
-    builder = ek6.Builder(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        file_format="array_record",
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
-
-
 @pytest.fixture
 def manual_dir(tmp_path):
-    path = tmp_path / "manual"
-    shutil.copytree(DUMMY, path)
-    return path
+    return copy_dummy_data(ek6.Builder, tmp_path)
 
 
 def test_labels_follow_class_folder(manual_dir, tmp_path):
-    source = _prepare(manual_dir, tmp_path / "data").as_data_source(split="train")
+    source = prepare(ek6.Builder, manual_dir, tmp_path / "data").as_data_source(split="train")
     got = sorted((source[i]["video_id"].decode(), int(source[i]["label"]))
                  for i in range(len(source)))
     assert got[:2] == [("anger/1000", 0), ("anger/1002", 0)]
@@ -43,7 +30,7 @@ def test_labels_follow_class_folder(manual_dir, tmp_path):
 def test_missing_feature_file_names_it(manual_dir, tmp_path):
     (manual_dir / "features" / "joy" / "1112.npz").unlink()
     with pytest.raises(EratoFormatError, match=r"joy/1112\.npz: feature file not found"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(ek6.Builder, manual_dir, tmp_path / "data")
 
 
 if __name__ == "__main__":

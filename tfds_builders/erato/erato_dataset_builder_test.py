@@ -1,15 +1,12 @@
 """Tests of the ERATO builder: the dummy manual_dir, and errors that name the faulty file."""
 
-import shutil
-
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from jaxaffect.data import erato_format as ef
 from tfds_builders.erato import erato_dataset_builder
-
-DUMMY = erato_dataset_builder.Builder.code_path.parent / "dummy_data"
+from tfds_builders.testing import copy_dummy_data, prepare
 
 
 class EratoTest(tfds.testing.DatasetBuilderTestCase):
@@ -18,23 +15,13 @@ class EratoTest(tfds.testing.DatasetBuilderTestCase):
     SKIP_CHECKSUMS = True
 
 
-def _prepare(manual_dir, data_dir) -> tfds.core.DatasetBuilder:
-    builder = erato_dataset_builder.Builder(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        file_format="array_record",  # needs no tensorflow to write: keeps these tests quick
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
-
-
 @pytest.fixture
 def manual_dir(tmp_path):
-    path = tmp_path / "manual"
-    shutil.copytree(DUMMY, path)
-    return path
+    return copy_dummy_data(erato_dataset_builder.Builder, tmp_path)
 
 
 def test_examples_match_files_and_record_dims(manual_dir, tmp_path):
-    builder = _prepare(manual_dir, tmp_path / "data")
+    builder = prepare(erato_dataset_builder.Builder, manual_dir, tmp_path / "data")
     assert builder.info.metadata["stream_dims"] == {
         "person_a": 4, "person_b": 4, "background": 6, "audio": 5, "text": 8}
     source = builder.as_data_source(split="test")
@@ -55,7 +42,7 @@ def test_examples_match_files_and_record_dims(manual_dir, tmp_path):
 def test_missing_feature_file_names_it(manual_dir, tmp_path):
     (manual_dir / "features" / "c03.npz").unlink()
     with pytest.raises(ef.EratoFormatError, match=r"c03\.npz: feature file not found"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(erato_dataset_builder.Builder, manual_dir, tmp_path / "data")
     assert not list((tmp_path / "data").glob("erato/*/dataset_info.json"))
 
 
@@ -63,7 +50,7 @@ def test_bad_label_names_the_annotation_file(manual_dir, tmp_path):
     csv = manual_dir / "annotations.csv"
     csv.write_text(csv.read_text().replace("c04,intimate", "c04,romantic"))
     with pytest.raises(ef.EratoFormatError, match=r"annotations\.csv:5: unknown label 'romantic'"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(erato_dataset_builder.Builder, manual_dir, tmp_path / "data")
 
 
 def test_nan_values_name_the_file(manual_dir, tmp_path):
@@ -72,7 +59,7 @@ def test_nan_values_name_the_file(manual_dir, tmp_path):
     clip.features["text"][3, 1] = np.nan
     ef.write_clip(path, clip)
     with pytest.raises(ef.EratoFormatError, match=r"c08\.npz: stream 'text' holds NaN"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(erato_dataset_builder.Builder, manual_dir, tmp_path / "data")
 
 
 def test_wrong_feature_size_names_the_file(manual_dir, tmp_path):
@@ -81,7 +68,7 @@ def test_wrong_feature_size_names_the_file(manual_dir, tmp_path):
     clip.features["audio"] = np.zeros((clip.num_steps, 7), np.float32)
     ef.write_clip(path, clip)
     with pytest.raises(ef.EratoFormatError, match=r"c05\.npz: stream 'audio' has d=7"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(erato_dataset_builder.Builder, manual_dir, tmp_path / "data")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,5 @@
 """Tests of the LIRIS-ACCEDE builder: the dummy manual_dir and an error naming a missing file."""
 
-import shutil
-
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -10,8 +8,7 @@ from jaxaffect.data import affect_annotations as aa
 from jaxaffect.data.erato_format import EratoFormatError
 from tfds_builders import affect_video as av
 from tfds_builders.liris_accede import liris_accede_dataset_builder as liris
-
-DUMMY = liris.Builder.code_path.parent / "dummy_data"
+from tfds_builders.testing import copy_dummy_data, prepare
 
 
 class LirisAccedeTest(tfds.testing.DatasetBuilderTestCase):
@@ -20,23 +17,13 @@ class LirisAccedeTest(tfds.testing.DatasetBuilderTestCase):
     SKIP_CHECKSUMS = True
 
 
-def _prepare(manual_dir, data_dir) -> tfds.core.DatasetBuilder:
-    builder = liris.Builder(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        file_format="array_record",
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
-
-
 @pytest.fixture
 def manual_dir(tmp_path):
-    path = tmp_path / "manual"
-    shutil.copytree(DUMMY, path)
-    return path
+    return copy_dummy_data(liris.Builder, tmp_path)
 
 
 def test_values_classes_and_sets(manual_dir, tmp_path):
-    builder = _prepare(manual_dir, tmp_path / "data")
+    builder = prepare(liris.Builder, manual_dir, tmp_path / "data")
     records = {r.name[:-4]: r for r in liris.read_records(manual_dir)}
     values = np.array([[r.valence, r.arousal] for r in records.values()])
     # Tertiles by hand over all 9 clips of the dummy ranking file.
@@ -60,7 +47,7 @@ def test_values_classes_and_sets(manual_dir, tmp_path):
 def test_missing_feature_file_names_it(manual_dir, tmp_path):
     (manual_dir / "features" / "ACCEDE00398.npz").unlink()
     with pytest.raises(EratoFormatError, match=r"ACCEDE00398\.npz: feature file not found"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(liris.Builder, manual_dir, tmp_path / "data")
 
 
 if __name__ == "__main__":

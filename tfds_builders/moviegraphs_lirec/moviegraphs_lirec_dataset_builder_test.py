@@ -1,15 +1,12 @@
 """Tests of the moviegraphs_lirec builder on its dummy manual_dir, and errors naming the file."""
 
-import shutil
-
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from jaxaffect.data import lirec_format as lf
 from tfds_builders.moviegraphs_lirec import moviegraphs_lirec_dataset_builder as mb
-
-DUMMY = mb.Builder.code_path.parent / "dummy_data"
+from tfds_builders.testing import copy_dummy_data, prepare
 
 
 class MoviegraphsLirecTest(tfds.testing.DatasetBuilderTestCase):
@@ -18,19 +15,9 @@ class MoviegraphsLirecTest(tfds.testing.DatasetBuilderTestCase):
     SKIP_CHECKSUMS = True
 
 
-def _prepare(manual_dir, data_dir) -> tfds.core.DatasetBuilder:
-    builder = mb.Builder(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        file_format="array_record",
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
-
-
 @pytest.fixture
 def manual_dir(tmp_path):
-    path = tmp_path / "manual"
-    shutil.copytree(DUMMY, path)
-    return path
+    return copy_dummy_data(mb.Builder, tmp_path)
 
 
 def _examples(builder, split):
@@ -39,7 +26,7 @@ def _examples(builder, split):
 
 
 def test_examples_follow_the_files(manual_dir, tmp_path):
-    builder = _prepare(manual_dir, tmp_path / "data")
+    builder = prepare(mb.Builder, manual_dir, tmp_path / "data")
     md = builder.info.metadata
     assert md["dims"] == {"visual": 8, "text": 6, "tracks": 8}
     assert len(md["interactions"]) == 101 and len(md["relationships"]) == 15
@@ -68,7 +55,7 @@ def test_examples_follow_the_files(manual_dir, tmp_path):
 
 
 def test_all_layer_bert_file_is_read_at_layer_minus_two(manual_dir, tmp_path):
-    builder = _prepare(manual_dir, tmp_path / "data")
+    builder = prepare(mb.Builder, manual_dir, tmp_path / "data")
     val = _examples(builder, "validation")
     assert any(ex["text_present"] for ex in val.values())
     # The dummy's other layers hold 1.0; reading them would put 1.0 in every text max.
@@ -78,19 +65,19 @@ def test_all_layer_bert_file_is_read_at_layer_minus_two(manual_dir, tmp_path):
 def test_missing_labels_file_names_it(manual_dir, tmp_path):
     lf.labels_path(manual_dir, "tt9000002").unlink()
     with pytest.raises(lf.LirecFormatError, match=r"tt9000002\.json: file not found"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(mb.Builder, manual_dir, tmp_path / "data")
 
 
 def test_bad_split_file_names_it(manual_dir, tmp_path):
     (manual_dir / lf.SPLIT_FILE).write_text('{"train": ["tt9000000"], "dev": []}')
     with pytest.raises(lf.LirecFormatError, match=r"split\.json: expected an object"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(mb.Builder, manual_dir, tmp_path / "data")
 
 
 def test_missing_frame2time_names_it(manual_dir, tmp_path):
     lf.frame2time_path(manual_dir, "tt9000000", "scene-001.ss-0000.es-0009").unlink()
     with pytest.raises(lf.LirecFormatError, match=r"scene-001\.ss-0000\.es-0009\.matidx"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(mb.Builder, manual_dir, tmp_path / "data")
 
 
 def test_unknown_interaction_is_skipped_and_recorded(manual_dir, tmp_path):
@@ -101,7 +88,7 @@ def test_unknown_interaction_is_skipped_and_recorded(manual_dir, tmp_path):
                                first.characters, first.pairs)
     lf.write_movie_labels(path, lf.MovieLabels(labels.movie_id, (bad, *labels.interactions[1:]),
                                                labels.relationships))
-    builder = _prepare(manual_dir, tmp_path / "data")
+    builder = prepare(mb.Builder, manual_dir, tmp_path / "data")
     assert builder.info.splits["train"].num_examples == 11
     assert builder.info.metadata["skipped"] == [
         {"clip": f"tt9000000_{first.id}", "reason": "unknown interaction 'juggles'"}]

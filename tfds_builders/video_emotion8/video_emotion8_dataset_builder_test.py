@@ -1,16 +1,13 @@
 """Tests of the VideoEmotion-8 builder: the dummy manual_dir and an error naming a missing file."""
 
-import shutil
-
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from jaxaffect.data.erato_format import EratoFormatError
 from tfds_builders import affect_video as av
+from tfds_builders.testing import copy_dummy_data, prepare
 from tfds_builders.video_emotion8 import video_emotion8_dataset_builder as ve8
-
-DUMMY = ve8.Builder.code_path.parent / "dummy_data"
 
 
 class VideoEmotion8Test(tfds.testing.DatasetBuilderTestCase):
@@ -19,23 +16,13 @@ class VideoEmotion8Test(tfds.testing.DatasetBuilderTestCase):
     SKIP_CHECKSUMS = True
 
 
-def _prepare(manual_dir, data_dir) -> tfds.core.DatasetBuilder:
-    builder = ve8.Builder(data_dir=str(data_dir))
-    builder.download_and_prepare(
-        file_format="array_record",
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
-
-
 @pytest.fixture
 def manual_dir(tmp_path):
-    path = tmp_path / "manual"
-    shutil.copytree(DUMMY, path)
-    return path
+    return copy_dummy_data(ve8.Builder, tmp_path)
 
 
 def test_examples_match_files(manual_dir, tmp_path):
-    builder = _prepare(manual_dir, tmp_path / "data")
+    builder = prepare(ve8.Builder, manual_dir, tmp_path / "data")
     assert builder.info.metadata["stream_dims"] == {"image": 4, "motion": 3, "audio": 2}
     source = builder.as_data_source(split="test")
     examples = [source[i] for i in range(len(source))]
@@ -53,7 +40,7 @@ def test_examples_match_files(manual_dir, tmp_path):
 def test_missing_feature_file_names_it(manual_dir, tmp_path):
     (manual_dir / "features" / "Fear" / "9089563440_360p.npz").unlink()
     with pytest.raises(EratoFormatError, match=r"Fear/9089563440_360p\.npz: feature file not"):
-        _prepare(manual_dir, tmp_path / "data")
+        prepare(ve8.Builder, manual_dir, tmp_path / "data")
 
 
 if __name__ == "__main__":
