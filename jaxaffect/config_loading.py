@@ -107,3 +107,49 @@ def config_to_json(config: ml_collections.ConfigDict) -> str:
 
 def config_from_json(text: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.loads(text))
+
+
+# ------------------------------------------------------------------ sections shared by families
+
+def optimizer_section(learning_rate: float, *, name: str = "adam", weight_decay: float = 0.0,
+                      decay_every_epochs: int = 0, decay_factor: float = 0.1,
+                      grad_clip_norm: float = 0.0, param_groups: tuple = ()
+                      ) -> ml_collections.ConfigDict:
+    """`config.optimizer` as `jaxaffect.train.make_optimizer` reads it ("adam" weight decay is
+    the coupled L2 of torch.optim.Adam; decay_every_epochs=0 keeps the rate constant)."""
+    return ml_collections.ConfigDict({
+        "name": name, "learning_rate": learning_rate, "weight_decay": weight_decay,
+        "decay_every_epochs": decay_every_epochs, "decay_factor": decay_factor,
+        "grad_clip_norm": grad_clip_norm, "param_groups": tuple(param_groups)})
+
+
+def training_section(num_epochs: int, batch_size: int, *, log_every_steps: int = 50,
+                     checkpoint_every_steps: int = 500, eval_every_epochs: int = 1
+                     ) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({
+        "num_epochs": num_epochs, "batch_size": batch_size, "log_every_steps": log_every_steps,
+        "checkpoint_every_steps": checkpoint_every_steps,
+        "eval_every_epochs": eval_every_epochs})
+
+
+def mesh_section() -> ml_collections.ConfigDict:
+    """Every device on the `data` axis; `fsdp` > 1 splits parameters and optimizer state;
+    `num_devices` > 0 uses only the first n devices (single-process runs)."""
+    return ml_collections.ConfigDict({"data": -1, "fsdp": 1, "min_shard_size": 4096,
+                                      "num_devices": 0})
+
+
+def init_from_section() -> ml_collections.ConfigDict:
+    """`config.init_from`: another run's subtrees copied onto a fresh model (off when
+    `workdir` is empty); see `jaxaffect.train.load_pretrained`."""
+    return ml_collections.ConfigDict({"workdir": "", "which": "best", "subtrees": ()})
+
+
+def resolve_builder_dir(data: ml_collections.ConfigDict) -> str:
+    """The prepared dataset a config names: `data.builder_dir`, else the newest version of
+    `data.name` under `data.data_dir`."""
+    from jaxaffect.data.pipeline import builder_dir_for
+
+    if data.get("builder_dir"):
+        return str(Path(data.builder_dir).expanduser())
+    return builder_dir_for(str(Path(data.data_dir).expanduser()), data.name)

@@ -48,7 +48,13 @@ import numpy as np
 
 from jaxaffect import lirec_inference as inf
 from jaxaffect import lirec_losses as ll
-from jaxaffect.config_loading import parse_arg
+from jaxaffect.config_loading import (
+    mesh_section,
+    optimizer_section,
+    parse_arg,
+    resolve_builder_dir,
+    training_section,
+)
 from jaxaffect.data import lirec_batches as lb
 from jaxaffect.tasks.base import Task, register
 
@@ -112,26 +118,12 @@ def default_config(setting: str, arg: str | None = None) -> ml_collections.Confi
     # whole column; True re-allows it. The released code keeps it removed (False).
     c.loss.full_column_negatives = True
 
-    c.optimizer = ml_collections.ConfigDict()  # Sec. 4.1: Adam, lr 3e-5, batch 64
-    c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 3e-5
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.decay_every_epochs = 0
-    c.optimizer.decay_factor = 0.1
-    c.optimizer.grad_clip_norm = 0.0
+    c.optimizer = optimizer_section(3e-5)  # Sec. 4.1: Adam, lr 3e-5, batch 64
 
-    c.training = ml_collections.ConfigDict()
-    c.training.num_epochs = 50  # not given in the paper; > the 20-epoch burn-in
-    c.training.batch_size = 64
-    c.training.log_every_steps = 50
-    c.training.checkpoint_every_steps = 1000
-    c.training.eval_every_epochs = 1
+    # 50 epochs: not given in the paper; more than the 20-epoch burn-in.
+    c.training = training_section(50, 64, checkpoint_every_steps=1000)
 
-    c.mesh = ml_collections.ConfigDict()
-    c.mesh.data = -1
-    c.mesh.fsdp = 1
-    c.mesh.min_shard_size = 4096
-    c.mesh.num_devices = 0
+    c.mesh = mesh_section()
 
     if a.released:
         apply_released_code(c)
@@ -157,14 +149,6 @@ def apply_released_code(c: ml_collections.ConfigDict) -> None:
     c.loss.margin_int = c.loss.margin_rel = ll.DEFAULT_MARGIN
     c.loss.sample_from = "softmax"
     c.loss.full_column_negatives = False
-
-
-def resolve_builder_dir(data: ml_collections.ConfigDict) -> str:
-    from jaxaffect.data.pipeline import builder_dir_for
-
-    if data.get("builder_dir"):
-        return str(Path(data.builder_dir).expanduser())
-    return builder_dir_for(str(Path(data.data_dir).expanduser()), data.name)
 
 
 def _np(x) -> np.ndarray:

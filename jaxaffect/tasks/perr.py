@@ -12,7 +12,13 @@ import ml_collections
 import numpy as np
 
 from jaxaffect import losses, metrics
-from jaxaffect.config_loading import parse_arg
+from jaxaffect.config_loading import (
+    mesh_section,
+    optimizer_section,
+    parse_arg,
+    resolve_builder_dir,
+    training_section,
+)
 from jaxaffect.data import erato_format as ef
 from jaxaffect.data import pipeline
 from jaxaffect.tasks.base import Task, register
@@ -60,26 +66,11 @@ def default_config(fusion: str, arg: str | None) -> ml_collections.ConfigDict:
     c.loss.class_weighting = False  # inverse-frequency class weights (not used in the paper)
 
     # Paper Sec. 5.1: Adam, lr 5e-3, x0.1 every 15 epochs, 50 epochs, batch 16.
-    c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 5e-3
-    c.optimizer.decay_every_epochs = 15
-    c.optimizer.decay_factor = 0.1
-    c.optimizer.grad_clip_norm = 0.0
-    c.optimizer.weight_decay = 0.0
+    c.optimizer = optimizer_section(5e-3, decay_every_epochs=15, decay_factor=0.1)
 
-    c.training = ml_collections.ConfigDict()
-    c.training.num_epochs = 50
-    c.training.batch_size = 16
-    c.training.log_every_steps = 50
-    c.training.checkpoint_every_steps = 500
-    c.training.eval_every_epochs = 1
+    c.training = training_section(50, 16, checkpoint_every_steps=500)
 
-    c.mesh = ml_collections.ConfigDict()
-    c.mesh.data = -1
-    c.mesh.fsdp = 1
-    c.mesh.min_shard_size = 4096
-    c.mesh.num_devices = 0  # 0: every device; n: the first n (single-process runs)
+    c.mesh = mesh_section()
 
     if a.runlocal:  # a tiny debug run
         c.model.hidden_size = 16
@@ -89,12 +80,6 @@ def default_config(fusion: str, arg: str | None) -> ml_collections.ConfigDict:
         c.training.checkpoint_every_steps = 20
         c.data.max_steps = 12
     return c
-
-
-def resolve_builder_dir(data: ml_collections.ConfigDict) -> str:
-    if data.get("builder_dir"):
-        return str(Path(data.builder_dir).expanduser())
-    return pipeline.builder_dir_for(str(Path(data.data_dir).expanduser()), data.name)
 
 
 @register("perr")

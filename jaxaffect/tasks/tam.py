@@ -35,7 +35,15 @@ import ml_collections
 import numpy as np
 
 from jaxaffect import losses, metrics
-from jaxaffect.config_loading import ConfigError, parse_arg
+from jaxaffect.config_loading import (
+    ConfigError,
+    init_from_section,
+    mesh_section,
+    optimizer_section,
+    parse_arg,
+    resolve_builder_dir,
+    training_section,
+)
 from jaxaffect.data import affect_annotations as aa
 from jaxaffect.data import prepared, tam_batches
 from jaxaffect.data.memory_dataset import make_batches
@@ -134,37 +142,18 @@ def default_config(arg: str | None, *, finetune: bool = False) -> ml_collections
     c.model.dtype = "float32"  # or "bfloat16" (compute; params stay float32)
 
     # Sec. 5.2: Adam, lr 1e-4, weight decay 0.005 (PyTorch-style coupled L2), no decay schedule.
-    c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 1e-4
-    c.optimizer.weight_decay = 0.005
-    c.optimizer.decay_every_epochs = 0
-    c.optimizer.decay_factor = 0.1
-    c.optimizer.grad_clip_norm = 0.0
-    c.optimizer.param_groups = ()
+    c.optimizer = optimizer_section(1e-4, weight_decay=0.005)
 
-    c.init_from = ml_collections.ConfigDict()
-    c.init_from.workdir = ""
-    c.init_from.which = "best"
-    c.init_from.subtrees = ()
+    c.init_from = init_from_section()
 
-    c.training = ml_collections.ConfigDict()
-    c.training.num_epochs = ds["num_epochs"]
-    c.training.batch_size = ds["batch_size"]
-    c.training.log_every_steps = 50
-    c.training.checkpoint_every_steps = 500
-    c.training.eval_every_epochs = 1
+    c.training = training_section(ds["num_epochs"], ds["batch_size"])
 
     c.evaluation = ml_collections.ConfigDict()
     # Classification selects on accuracy; MediaEval 2016 on the mean PCC of valence and
     # arousal, as the paper does (Sec. 5.5: "we use the PCC ... to choose the best model").
     c.evaluation.selection_metric = "pcc" if ds.get("target_keys") else "accuracy"
 
-    c.mesh = ml_collections.ConfigDict()
-    c.mesh.data = -1
-    c.mesh.fsdp = 1
-    c.mesh.min_shard_size = 4096
-    c.mesh.num_devices = 0
+    c.mesh = mesh_section()
 
     if finetune:  # Sec. 5.2: fusion module 1e-5, classifier/regressor 1e-4, 50 epochs
         c.init_from.workdir = str(Path(a.pretrained).expanduser())
@@ -182,12 +171,6 @@ def default_config(arg: str | None, *, finetune: bool = False) -> ml_collections
         c.training.log_every_steps = 1
         c.training.checkpoint_every_steps = 20
     return c
-
-
-def resolve_builder_dir(data: ml_collections.ConfigDict) -> str:
-    if data.get("builder_dir"):
-        return str(Path(data.builder_dir).expanduser())
-    return prepared.builder_dir_for(str(Path(data.data_dir).expanduser()), data.name)
 
 
 # ------------------------------------------------------------------------------ splits
@@ -420,6 +403,18 @@ class TAMTask(Task):
         if self.classification:
             return {"probs": jax.nn.softmax(out.astype(jnp.float32), axis=-1)}
         return {"prediction": out.astype(jnp.float32)}
+
+    def load_clip(self, path: str) -> dict[str, Any]:
+        """One video's features/<id>.npz (the builders' layout) -> a device batch of one,
+        with the evaluation choice of segments."""
+        from tfds_builders.affect_video import read_video
+
+        features, masks = read_video(path, expected_dims=self.stream_dims())
+        example = {"streams": features, "masks": masks, "video_id": str(path),
+                   "num_segments": np.int32(next(iter(features.values())).shape[0])}
+        ex = tam_batches.video_example(example, int(self.config.data.num_segments), None)
+        return {"features": {m: x[None] for m, x in ex["features"].items()},
+                "segment_mask": ex["segment_mask"][None]}
 
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate(self, outputs, host):

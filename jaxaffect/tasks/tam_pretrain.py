@@ -29,11 +29,19 @@ import ml_collections
 import numpy as np
 
 from jaxaffect import tsc_pretraining as tp
-from jaxaffect.config_loading import ConfigError, parse_arg
+from jaxaffect.config_loading import (
+    ConfigError,
+    init_from_section,
+    mesh_section,
+    optimizer_section,
+    parse_arg,
+    resolve_builder_dir,
+    training_section,
+)
 from jaxaffect.data import prepared, tam_batches
 from jaxaffect.data.memory_dataset import make_batches
 from jaxaffect.tasks.base import Task, register
-from jaxaffect.tasks.tam import STRATEGIES, _dtype, resolve_builder_dir
+from jaxaffect.tasks.tam import STRATEGIES, _dtype
 
 MASKINGS = {"emotional": 0.0, "random10": 0.1, "random20": 0.2, "random30": 0.3}
 # Never masked: padding, start, mask and unknown-word tokens ([UNK] carries no word to predict).
@@ -95,35 +103,17 @@ def pretrain_config(arg: str | None) -> ml_collections.ConfigDict:
 
     # Sec. 5.2 (pre-training): Adam, lr 1e-3 x0.1 every 50 epochs, 200 epochs. Weight decay
     # 0.005 as in the paper's general optimiser setting (the pretraining paragraph names none).
-    c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 1e-3
-    c.optimizer.weight_decay = 0.005
-    c.optimizer.decay_every_epochs = 50
-    c.optimizer.decay_factor = 0.1
-    c.optimizer.grad_clip_norm = 0.0
-    c.optimizer.param_groups = ()
+    c.optimizer = optimizer_section(1e-3, weight_decay=0.005, decay_every_epochs=50,
+                                    decay_factor=0.1)
 
-    c.init_from = ml_collections.ConfigDict()
-    c.init_from.workdir = ""
-    c.init_from.which = "best"
-    c.init_from.subtrees = ()
+    c.init_from = init_from_section()
 
-    c.training = ml_collections.ConfigDict()
-    c.training.num_epochs = 200
-    c.training.batch_size = 16  # not given in the paper
-    c.training.log_every_steps = 50
-    c.training.checkpoint_every_steps = 1000
-    c.training.eval_every_epochs = 1
+    c.training = training_section(200, 16, checkpoint_every_steps=1000)  # batch: not given
 
     c.evaluation = ml_collections.ConfigDict()
     c.evaluation.selection_metric = "loss"
 
-    c.mesh = ml_collections.ConfigDict()
-    c.mesh.data = -1
-    c.mesh.fsdp = 1
-    c.mesh.min_shard_size = 4096
-    c.mesh.num_devices = 0
+    c.mesh = mesh_section()
 
     if a.runlocal:
         c.model.width = 32
