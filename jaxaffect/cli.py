@@ -177,7 +177,10 @@ def cmd_predict(args, overrides) -> int:
     from jaxaffect.evaluate import predict_file
 
     del overrides
-    result = predict_file(args.workdir, args.features, args.checkpoint)
+    try:
+        result = predict_file(args.workdir, args.features, args.checkpoint)
+    except ValueError as e:  # e.g. a family without single-file prediction
+        raise SystemExit(f"jaxaffect predict: error: {e}") from e
     print(f"{args.features}: {result['prediction']}")
     for name, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:10s} {p:.4f}")
@@ -357,10 +360,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command in ("train", "eval"):
         _maybe_init_distributed()
+    errors = (ConfigError, EratoFormatError, NonFiniteLossError, FileNotFoundError,
+              *_format_errors())
     try:
         return args.fn(args, unknown)
-    except (ConfigError, EratoFormatError, NonFiniteLossError, FileNotFoundError,
-            _format_errors()) as e:
+    except errors as e:
         print(f"jaxaffect {args.command}: error: {e}", file=sys.stderr)
         return 1
 

@@ -64,9 +64,18 @@ def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, 
     setup = Setup(config, steps_per_epoch=1)
     state, step = restore_state(setup, workdir, which)
     task = setup.task
+    if not hasattr(task, "load_clip"):
+        raise ValueError(f"`predict` on one file is not available for task {config.task!r}; "
+                         "use `jaxaffect eval` on a built dataset")
     batch = task.load_clip(features)
     batch["valid"] = np.ones((1,), bool)
     out = jax.device_get(task.predict(setup.model, state.params, batch))
+    if "probs" not in out:  # regression: one value per target
+        values = np.asarray(out["prediction"][0])
+        names = list(getattr(task, "target_keys", [f"target_{i}" for i in range(len(values))]))
+        return {"features": features, "checkpoint_step": int(step),
+                "prediction": ", ".join(f"{n}={v:.4f}" for n, v in zip(names, values)),
+                "values": {n: float(v) for n, v in zip(names, values)}, "probabilities": {}}
     probs = np.asarray(out["probs"][0])
     names = task.class_names
     return {"features": features, "checkpoint_step": int(step),

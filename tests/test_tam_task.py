@@ -347,6 +347,13 @@ def test_train_ve8_end_to_end(ve8_dir, tmp_path):
     assert 0.0 <= best["accuracy"] <= 1.0 and "f1/Joy" in best
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["train/loss"]) for r in records if "train/loss" in r)
+    # predict one video's feature file (the builders' layout) with the trained run
+    from jaxaffect.evaluate import predict_file
+
+    clip = sorted((REPO / "tfds_builders/video_emotion8/dummy_data/features").rglob("*.npz"))[0]
+    result = predict_file(str(tmp_path), str(clip))
+    assert result["prediction"] in tam.VE8_CLASSES
+    assert abs(sum(result["probabilities"].values()) - 1.0) < 1e-5
 
 
 @pytestmark_slow
