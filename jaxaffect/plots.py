@@ -1,4 +1,5 @@
-"""PNG plots: confusion matrices, per-step modality attention (paper Fig. 7), training curves.
+"""PNG plots: confusion matrices, per-step modality attention (paper Fig. 7), training curves,
+bars of results over seeds.
 
 matplotlib is imported lazily, inside each function, with the non-interactive Agg backend, so
 importing this module costs nothing and works on headless machines.
@@ -117,4 +118,26 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.Pa
         ax.set_ylabel(key)
         ax.grid(True, alpha=0.3)
     axes[-1, 0].set_xlabel("step")
+    _save(fig, path)
+
+
+def plot_bars(values: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
+              ylabel: str, title: str = "", reference: float | None = None,
+              reference_label: str = "chance") -> None:
+    """One bar per entry: the mean of its values, with the std as an error bar and every
+    value as a dot (e.g. test accuracy per seed); an optional horizontal reference line."""
+    plt = _pyplot()
+    names = list(values)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(names), 3.6))
+    for i, name in enumerate(names):
+        v = np.asarray(values[name], float)
+        ax.bar(i, v.mean(), yerr=v.std() if v.size > 1 else None, capsize=4, alpha=0.7)
+        ax.scatter(np.full(v.size, i), v, color="black", s=12, zorder=3)
+    if reference is not None:
+        ax.axhline(reference, color="gray", linestyle="--", linewidth=1, label=reference_label)
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
     _save(fig, path)

@@ -32,8 +32,8 @@ def demo_settings(quick: bool) -> dict[str, Any]:
     if quick:
         return dict(num_tsc_videos=40, num_labelled=160, labels_per_class=4,
                     pretrain_epochs=6, finetune_epochs=25, batch_size=8)
-    return dict(num_tsc_videos=200, num_labelled=320, labels_per_class=5,
-                pretrain_epochs=15, finetune_epochs=40, batch_size=8)
+    return dict(num_tsc_videos=100, num_labelled=240, labels_per_class=5,
+                pretrain_epochs=8, finetune_epochs=40, batch_size=8)
 
 
 def prepare_corpus(data_home: str, settings: dict[str, Any]) -> tuple[str, str]:
@@ -153,6 +153,11 @@ def run_tam_demo(workdir: str = "demo_runs/tam", *, quick: bool = False,
             f"\nPretraining validation (last seed): "
             f"{json.dumps({k: round(v, 4) for k, v in pretrain_summaries[-1].items()})}\n"
             f"\nWall time {time.perf_counter() - t0:.0f} s.\n")
+    from jaxaffect.plots import plot_bars
+
+    plot_bars({arm: [100 * r["accuracy"] for r in rs] for arm, rs in results.items()},
+              out / "test_accuracy.png", ylabel="test accuracy (%)", reference=100 * chance,
+              title=f"{settings['labels_per_class']} labels per class, seeds {seeds}")
     (out / "results.md").write_text(text)
     payload = {"settings": settings, "seeds": seeds, "test": results,
                "pretraining_validation": pretrain_summaries,

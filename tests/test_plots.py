@@ -52,3 +52,11 @@ def test_training_curves_png(tmp_path):
     plot_training_curves(records, tmp_path / "curves2.png", keys=("missing/key",))
     _png_size(tmp_path / "curves.png")
     _png_size(tmp_path / "curves2.png")
+
+
+def test_plot_bars_writes_a_png(tmp_path):
+    from jaxaffect.plots import plot_bars
+
+    path = tmp_path / "bars.png"
+    plot_bars({"a": [10.0, 12.0], "b": [30.0]}, path, ylabel="acc", reference=12.5)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
