@@ -177,10 +177,7 @@ def cmd_predict(args, overrides) -> int:
     from jaxaffect.evaluate import predict_file
 
     del overrides
-    try:
-        result = predict_file(args.workdir, args.features, args.checkpoint)
-    except ValueError as e:  # e.g. a family without single-file prediction
-        raise SystemExit(f"jaxaffect predict: error: {e}") from e
+    result = predict_file(args.workdir, args.features, args.checkpoint)
     print(f"{args.features}: {result['prediction']}")
     for name, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:10s} {p:.4f}")

@@ -65,8 +65,10 @@ def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, 
     state, step = restore_state(setup, workdir, which)
     task = setup.task
     if not hasattr(task, "load_clip"):
-        raise ValueError(f"`predict` on one file is not available for task {config.task!r}; "
-                         "use `jaxaffect eval` on a built dataset")
+        from jaxaffect.config_loading import ConfigError
+
+        raise ConfigError(f"`predict` on one file is not available for task {config.task!r}; "
+                          "use `jaxaffect eval` on a built dataset")
     batch = task.load_clip(features)
     batch["valid"] = np.ones((1,), bool)
     out = jax.device_get(task.predict(setup.model, state.params, batch))
