@@ -268,7 +268,7 @@ def test_configs_and_sweeps():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("setting", ["joint", "all_weak"])  # groups; groups x pairs
+@pytest.mark.parametrize("setting", ["all_weak"])  # clip groups x candidate pairs
 def test_train_runs_a_few_steps(setting, tmp_path):
     from jaxaffect.evaluate import evaluate_run
     from jaxaffect.train import train
