@@ -202,7 +202,16 @@ def main() -> None:
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
                 if out.returncode or not lines:
-                    sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+                    # e.g. -9: killed for host memory (8 simulated devices share one host)
+                    why = (f"exit code {out.returncode}"
+                           + (" (killed: out of host memory)" if out.returncode == -9 else ""))
+                    row = {"model": model, "devices": devices,
+                           "mesh": f"data={devices // fsdp} x fsdp={fsdp}", "error": why,
+                           "stderr_tail": out.stderr[-2000:]}
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"{model:9s} {row['mesh']:18s} did not run: {why}", flush=True)
+                    continue
                 row = json.loads(lines[-1][len("RESULT "):])
                 rows.append(row)
                 with open(args.out, "a") as f:
