@@ -28,8 +28,11 @@ import os
 import tempfile
 import time
 
-from jaxaffect.data import build, pipeline
-from jaxaffect.data.erato_format import STREAMS
+from jaxaffect.data import build
+from jaxaffect.data.records import dataset_files
+from jaxaffect.families.perr import pipeline
+from jaxaffect.families.perr.erato_format import STREAMS
+from jaxaffect.families.perr.synthetic import write_random_manual_dir
 
 
 def measure(builder_dir: str, *, shuffle: bool, batch_size: int, max_steps: int,
@@ -67,9 +70,9 @@ def main() -> None:
         if not dirs:
             t0 = time.perf_counter()
             manual = os.path.join(tmp, "manual")
-            build.write_random_manual_dir(manual, num_clips=args.num_clips,
-                                        dims={s: args.dim for s in STREAMS},
-                                        max_steps=args.max_t, seed=0)
+            write_random_manual_dir(manual, num_clips=args.num_clips,
+                                    dims={s: args.dim for s in STREAMS},
+                                    max_steps=args.max_t, seed=0)
             print(f"manual_dir: {time.perf_counter() - t0:.1f} s")
             dirs = []
             for fmt in ("tfrecord", "array_record"):
@@ -81,7 +84,7 @@ def main() -> None:
             t0 = time.perf_counter()
             pipeline.split_size(bdir, "train")
             index_s = time.perf_counter() - t0
-            fmt = pipeline._files(bdir).file_format
+            fmt = dataset_files(bdir).file_format
             for shuffle in (True, False):
                 rate = measure(bdir, shuffle=shuffle, batch_size=args.batch_size,
                                max_steps=args.max_t, num_batches=args.num_batches)

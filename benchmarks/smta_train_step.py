@@ -36,9 +36,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from jaxaffect.data.erato_format import STREAMS  # noqa: E402
-from jaxaffect.losses import perr_loss  # noqa: E402
-from jaxaffect.models.smta import PERRModel  # noqa: E402
+from jaxaffect.families.perr.erato_format import STREAMS  # noqa: E402
+from jaxaffect.families.perr.losses import perr_loss  # noqa: E402
+from jaxaffect.families.perr.model import PERRModel  # noqa: E402
 
 
 def make_batch(batch: int, steps: int, dim: int, num_classes: int, seed: int = 0) -> dict:

@@ -74,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     from jaxaffect.data import prepared
     from jaxaffect.data.build import build_dataset
-    from jaxaffect.data.lirec_synthetic import write_lirec_corpus
+    from jaxaffect.families.lirec.synthetic import write_lirec_corpus
 
     root = Path(args.workdir)
     write_lirec_corpus(root / "manual", num_movies=args.num_movies, seed=0)

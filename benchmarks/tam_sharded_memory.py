@@ -40,11 +40,11 @@ def run_one(model: str, devices: int, fsdp: int, steps: int, vocab: int, remat: 
     import numpy as np
 
     from jaxaffect import sharding as shd
-    from jaxaffect.models.ctm import CTMClassifier, CTMEncoder
-    from jaxaffect.models.tsc_decoder import TAMPretrainModel, VideoTSCDecoder
-    from jaxaffect.tasks.base import Task, register
+    from jaxaffect.families.tam.ctm import CTMClassifier, CTMEncoder
+    from jaxaffect.families.tam.tsc_decoder import TAMPretrainModel, VideoTSCDecoder
+    from jaxaffect.families.tam.tsc_objectives import mask_emotional_words, pretraining_loss
+    from jaxaffect.task import Task, register
     from jaxaffect.train import Setup
-    from jaxaffect.tsc_pretraining import mask_emotional_words, pretraining_loss
 
     dims = {"image": 512, "motion": 2048, "audio": 128}
     width, layers, heads, seg, batch, comments, words = 768, 12, 12, 64, 8, 16, 16

@@ -8,19 +8,24 @@ import os
 import sys
 from pathlib import Path
 
-EPILOG = """examples:
-  jaxaffect demo [perr|tam|lirec] [--quick]
-  jaxaffect build erato --manual_dir ~/erato_release --data_dir ~/tfds [--file_format array_record]
-  jaxaffect train --config configs/perr/smta.py:attention=transformer,labels=fine,data=erato \\
-                  --workdir runs/smta_t [--seeds 0,1,2] [--config.training.batch_size=32]
-  jaxaffect eval  --workdir runs/smta_t --split test [--seeds 0,1,2]
-  jaxaffect predict --workdir runs/smta_t --features clip.npz
-  jaxaffect build bilibili_tsc --manual_dir ~/bilibili --data_dir ~/tfds --builder_config dutir
-  jaxaffect train --config configs/tam/pretrain.py --workdir runs/tam_pre
-  jaxaffect train --config configs/lirec/characters.py:setting=characters_weak \
-                  --workdir runs/lirec_weak
-  jaxaffect convert lirec models_release/int_rel.pth.tar runs/lirec_int_rel
-"""
+GENERIC_EXAMPLES = (
+    "jaxaffect demo [FAMILY] [--quick] [--seeds 0,1,2]",
+    "jaxaffect build DATASET --manual_dir ~/release --data_dir ~/tfds "
+    "[--file_format array_record]",
+    "jaxaffect train --config configs/FAMILY/CONFIG.py:key=value --workdir runs/x "
+    "[--seeds 0,1,2] [--config.training.batch_size=32]",
+    "jaxaffect eval  --workdir runs/x --split test [--seeds 0,1,2]",
+    "jaxaffect predict --workdir runs/x/seed_0 --features clip.npz",
+)
+
+
+def _epilog(families) -> str:
+    lines = ["examples:", *(f"  {e}" for e in GENERIC_EXAMPLES)]
+    for name, fam in families.items():
+        if fam.examples:
+            lines.append(f"{name} ({fam.summary}):")
+            lines += [f"  {e}" for e in fam.examples]
+    return "\n".join(lines) + "\n"
 
 
 def _env_setup() -> None:
@@ -197,71 +202,52 @@ def cmd_build(args, overrides) -> int:
 
 
 def cmd_synthesize(args, overrides) -> int:
+    from jaxaffect import family
+
     del overrides
-    if args.corpus == "erato":
-        from jaxaffect.data.erato_synthetic import generate_corpus
-
-        summary = generate_corpus(args.out, num_clips=args.num_clips or 2000, seed=args.seed,
-                                  progress=True)
-    elif args.corpus == "tam":
-        from jaxaffect.data.tam_synthetic import write_tam_corpus
-
-        n = args.num_clips or 300
-        summary = write_tam_corpus(args.out, num_tsc_videos=n, num_labelled=max(8, 4 * n // 3),
-                                   seed=args.seed)
-    else:
-        from jaxaffect.data.lirec_synthetic import write_lirec_corpus
-
-        summary = write_lirec_corpus(args.out, num_movies=args.num_clips or 14, seed=args.seed)
+    writer = family.load(family.corpora()[args.corpus].writer)
+    summary = writer(args.out, size=args.num_clips, seed=args.seed)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
 def cmd_convert(args, overrides) -> int:
-    from jaxaffect.convert_lirec import convert_checkpoint
+    from jaxaffect import family
 
     del overrides
-    meta = convert_checkpoint(args.checkpoint, args.out_dir, model_kind=args.kind,
-                              reader=args.reader)
-    print(json.dumps({k: meta[k] for k in ("model_kind", "lirec", "input_dims", "params_path")},
-                     indent=1))
+    run = family.load(family.converters()[args.converter].run)
+    print(json.dumps(run(args), indent=1, default=str))
     return 0
 
 
 def cmd_demo(args, overrides) -> int:
+    from jaxaffect import family
+
     del overrides
     seeds = _seeds(args.seeds) or [0]
-    workdir = args.workdir or ("demo_runs" if args.family == "perr"
-                               else f"demo_runs/{args.family}")
-    if args.family == "perr":
-        from jaxaffect.demo import run_demo
-
-        run_demo(workdir, quick=args.quick, data_home=args.data_home,
-                 progress=not args.no_progress, seeds=seeds)
-    elif args.family == "tam":
-        from jaxaffect.tam_demo import run_tam_demo
-
-        run_tam_demo(workdir, quick=args.quick, data_home=args.data_home,
-                     progress=not args.no_progress, seeds=seeds)
-    else:
-        from jaxaffect.lirec_demo import run_lirec_demo
-
-        run_lirec_demo(workdir, quick=args.quick, data_home=args.data_home, seeds=seeds,
-                       progress=not args.no_progress)
+    fam = family.families()[args.family]
+    workdir = args.workdir or ("demo_runs" if fam.is_default else f"demo_runs/{fam.name}")
+    run = family.load(fam.demo)
+    run(workdir, quick=args.quick, data_home=args.data_home, progress=not args.no_progress,
+        seeds=seeds)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxaffect import family
+    from jaxaffect.data.build import available_datasets
+
+    families = family.families()
     p = argparse.ArgumentParser(
         prog="jaxaffect", description="Multimodal affective video understanding (JAX/Flax).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_epilog(families), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="synthetic corpus -> build -> train -> eval -> report")
-    d.add_argument("family", nargs="?", default="perr", choices=["perr", "tam", "lirec"],
-                   help="perr: SMTA vs LSTM on a synthetic ERATO-layout corpus (default); "
-                        "tam: TSC pretraining then few-label fine-tuning, with and without "
-                        "pretraining; lirec: interactions and full/weak character pairs")
+    demos = {n: f for n, f in families.items() if f.demo}
+    d.add_argument("family", nargs="?", default=family.default_family(demos),
+                   choices=sorted(demos),
+                   help="; ".join(f"{n}: {f.demo_help}" for n, f in demos.items()))
     d.add_argument("--quick", action="store_true", help="a smaller corpus and fewer epochs")
     d.add_argument("--workdir", default=None,
                    help="where runs and results go (default demo_runs, or demo_runs/<family>)")
@@ -273,10 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_demo)
 
     b = sub.add_parser("build", help="materialise a dataset from its release into TFRecords")
-    b.add_argument("name", choices=["bilibili_tsc", "ekman6", "erato", "liris_accede",
-                                    "moviegraphs_lirec", "video_emotion8"])
+    b.add_argument("name", choices=available_datasets())
     b.add_argument("--builder_config", default=None,
-                   help="builder config, e.g. bilibili_tsc: dutir (default), nrc, custom")
+                   help="builder config (the dataset's README lists them; default: the "
+                        "builder's first)")
     b.add_argument("--manual_dir", required=True, help="the release in the documented layout")
     b.add_argument("--data_dir", required=True, help="TFDS data_dir to write into")
     b.add_argument("--file_format", default="tfrecord", choices=["tfrecord", "array_record"])
@@ -288,14 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
                            description=helptext + "; extra --config.key=value flags override "
                            "config fields")
         t.add_argument("--config", required=(name == "train"),
-                       help="config file and argument, e.g. configs/perr/smta.py:attention=dot"
+                       help="config file and argument: configs/<family>/<name>.py:key=value,..."
                        + ("" if name == "train" else " (default: <workdir>/config.json)"))
         t.add_argument("--workdir", required=True)
         t.add_argument("--seeds", default=None,
                        help="comma-separated seeds; runs go to <workdir>/seed_<k>, "
                             "mean ± std is reported")
         t.add_argument("--splits", default=None,
-                       help="data.split_index values, e.g. 0-9 (VE-8's ten random splits); "
+                       help="data.split_index values, e.g. 0-9 (a benchmark's ten splits); "
                             "runs go to <workdir>/split_<k>[/seed_<s>], mean ± std is "
                             "reported")
         if name == "train":
@@ -313,35 +299,27 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(fn=cmd_predict)
 
     sy = sub.add_parser("synthesize", help="write a synthetic corpus in a release layout")
-    sy.add_argument("corpus", nargs="?", default="erato", choices=["erato", "tam", "lirec"],
-                    help="erato: ERATO layout; tam: bilibili_tsc + video_emotion8 layouts; "
-                         "lirec: the LIReC MovieGraphs layout")
+    corpora = family.corpora()
+    with_corpora = {n: f for n, f in families.items() if f.corpora}
+    default_corpus = (next(iter(with_corpora[family.default_family(with_corpora)].corpora))
+                      if with_corpora else None)
+    sy.add_argument("corpus", nargs="?", default=default_corpus, choices=sorted(corpora),
+                    help="; ".join(f"{n}: {c.help}" for n, c in corpora.items()))
     sy.add_argument("--out", required=True)
     sy.add_argument("--num_clips", type=int, default=None,
-                    help="size: clips (erato, default 2000), comment videos (tam, 300), "
-                         "movies (lirec, 14)")
+                    help="size: " + ", ".join(f"{n}: {c.size_help}" for n, c in corpora.items()
+                                              if c.size_help))
     sy.add_argument("--seed", type=int, default=0)
     sy.set_defaults(fn=cmd_synthesize)
 
     cv = sub.add_parser("convert", help="import released checkpoints of other code bases")
-    cv.add_argument("family", choices=["lirec"])
-    cv.add_argument("checkpoint", help="a released .pth.tar (torch is optional)")
-    cv.add_argument("out_dir", help="where params.npz and lirec.json go")
-    cv.add_argument("--kind", default=None,
-                    choices=["interactions", "relationships", "joint", "characters", "all"],
-                    help="model kind (default: from the file name or the keys)")
-    cv.add_argument("--reader", default="auto", choices=["auto", "torch", "builtin"])
+    conv = cv.add_subparsers(dest="converter", required=True, metavar="{" + ",".join(
+        sorted(family.converters())) + "}")
+    for name, converter in sorted(family.converters().items()):
+        c = conv.add_parser(name, help=converter.help, description=converter.help)
+        converter.add_arguments(c)
     cv.set_defaults(fn=cmd_convert)
     return p
-
-
-def _format_errors() -> tuple[type[Exception], ...]:
-    """The per-release format errors, so bad input ends with one clear line."""
-    from jaxaffect.convert_lirec import CheckpointError
-    from jaxaffect.data.affect_annotations import AnnotationError
-    from jaxaffect.data.lirec_format import LirecFormatError
-
-    return (AnnotationError, LirecFormatError, CheckpointError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,13 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     if bad or (unknown and args.command not in ("train", "eval")):
         parser.error(f"unrecognised arguments: {' '.join(bad or unknown)}")
     from jaxaffect.config_loading import ConfigError
-    from jaxaffect.data.erato_format import EratoFormatError
+    from jaxaffect.errors import FormatError
     from jaxaffect.train import NonFiniteLossError
 
     if args.command in ("train", "eval"):
         _maybe_init_distributed()
-    errors = (ConfigError, EratoFormatError, NonFiniteLossError, FileNotFoundError,
-              *_format_errors())
+    errors = (ConfigError, FormatError, NonFiniteLossError, FileNotFoundError)
     try:
         return args.fn(args, unknown)
     except errors as e:

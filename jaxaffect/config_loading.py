@@ -148,7 +148,7 @@ def init_from_section() -> ml_collections.ConfigDict:
 def resolve_builder_dir(data: ml_collections.ConfigDict) -> str:
     """The prepared dataset a config names: `data.builder_dir`, else the newest version of
     `data.name` under `data.data_dir`."""
-    from jaxaffect.data.pipeline import builder_dir_for
+    from jaxaffect.data.records import builder_dir_for
 
     if data.get("builder_dir"):
         return str(Path(data.builder_dir).expanduser())

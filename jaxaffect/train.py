@@ -1,6 +1,6 @@
 """The one generic trainer: mesh -> data -> model and optimizer -> shardings -> restore -> loop.
 
-Every experiment family plugs in through its Task (jaxaffect/tasks); nothing here knows about
+Every experiment family plugs in through its Task (jaxaffect/families/<name>); nothing here knows about
 any model. Runs on one CPU, on a multi-device mesh and on several processes alike.
 """
 
@@ -24,7 +24,7 @@ from jaxaffect import sharding as shd
 from jaxaffect.checkpointing import Checkpoints, PreemptionFlag
 from jaxaffect.config_loading import config_to_json
 from jaxaffect.run_logging import MetricWriter, Progress, read_metrics
-from jaxaffect.tasks.base import Task, concat_batches, get_task
+from jaxaffect.task import Task, concat_batches, get_task
 
 
 class NonFiniteLossError(RuntimeError):

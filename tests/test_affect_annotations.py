@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from jaxaffect.data import affect_annotations as aa
+from jaxaffect.families.tam import annotations as aa
 
 FIX = pathlib.Path(__file__).parent / "fixtures" / "affect"
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.models.attention import ATTENTION_KINDS, make_attention, masked_softmax
+from jaxaffect.families.perr.attention import ATTENTION_KINDS, make_attention, masked_softmax
 
 B, N, D = 3, 5, 8
 # example 0: all present; example 1: tokens 1 and 3 absent; example 2: nothing present.

@@ -7,7 +7,8 @@ import pytest
 from etils import epath
 
 from jaxaffect.data import build
-from jaxaffect.data import erato_format as ef
+from jaxaffect.families.perr import erato_format as ef
+from jaxaffect.families.perr.synthetic import write_random_manual_dir
 
 DUMMY = epath.Path(__file__).parent.parent / "tfds_builders" / "erato" / "dummy_data"
 
@@ -104,8 +105,8 @@ def test_unknown_name_and_format(tmp_path):
 def test_random_manual_dir_is_valid_and_deterministic(tmp_path):
     dims = {"person_a": 2, "person_b": 2, "background": 3, "audio": 1, "text": 4}
     kw = dict(num_clips=5, dims=dims, max_steps=6, seed=1)
-    rows = build.write_random_manual_dir(tmp_path / "a", **kw)
-    again = build.write_random_manual_dir(tmp_path / "b", **kw)
+    rows = write_random_manual_dir(tmp_path / "a", **kw)
+    again = write_random_manual_dir(tmp_path / "b", **kw)
     assert rows == again == ef.read_annotations(tmp_path / "a")
     for r in rows:
         a = ef.read_clip(ef.feature_path(tmp_path / "a", r.clip_id), expected_dims=dims)

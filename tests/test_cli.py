@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from jaxaffect import cli
-from jaxaffect.data import erato_format as ef
-from jaxaffect.data.build import build_dataset, write_random_manual_dir
+from jaxaffect.data.build import build_dataset
+from jaxaffect.families.perr import erato_format as ef
+from jaxaffect.families.perr.synthetic import write_random_manual_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DIMS = {"person_a": 4, "person_b": 4, "background": 3, "audio": 3, "text": 2}
@@ -89,7 +90,7 @@ def test_train_and_eval_over_seeds_then_predict(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_end_to_end_at_toy_size(tmp_path, monkeypatch):
-    from jaxaffect import demo
+    from jaxaffect.families.perr import demo
 
     monkeypatch.setattr(demo, "demo_settings", lambda quick: {
         "num_clips": 150, "epochs": 1, "hidden": 8, "decay_every": 0})

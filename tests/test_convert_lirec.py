@@ -1,4 +1,4 @@
-"""Tests of the released LIReC checkpoint import (jaxaffect.convert_lirec)."""
+"""Tests of the released LIReC checkpoint import (jaxaffect.families.lirec.convert)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect import convert_lirec as cl
+from jaxaffect import torch_checkpoint as tc
+from jaxaffect.families.lirec import convert as cl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lirec_ckpt"
 DT, DV, DR = 6, 5, 4  # text, visual, per-character track sizes
@@ -241,11 +242,11 @@ def test_restricted_unpickler_refuses_other_globals(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("evil/data.pkl", evil)
     with pytest.raises(cl.CheckpointError, match="refusing to unpickle global os.system"):
-        cl.read_torch_file(str(path))
+        tc.read_torch_file(str(path))
     with pytest.raises(cl.CheckpointError, match="not a torch.save file"):
         bad = tmp_path / "bad.pth.tar"
         bad.write_bytes(b"garbage")
-        cl.read_torch_file(str(bad))
+        tc.read_torch_file(str(bad))
 
 
 # ------------------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def test_builtin_reader_on_torch_save_fixtures(stem):
     for key, value in want.items():
         assert sd[key].dtype == np.float32
         np.testing.assert_array_equal(sd[key], value, err_msg=key)
-    full = cl.read_torch_file(str(FIXTURES / f"{stem}.pth.tar"))
+    full = tc.read_torch_file(str(FIXTURES / f"{stem}.pth.tar"))
     assert full["optimizer"]["param_groups"][0]["lr"] == pytest.approx(3e-5)
     assert len(full["optimizer"]["state"]) == len(sd)  # Adam moments read too
 
@@ -326,7 +327,7 @@ def test_torch_save_read_by_both_readers(zip_format, tmp_path):
     for key in sd:
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
         np.testing.assert_array_equal(ours[key], sd[key].numpy(), err_msg=key)
-    raw = cl.read_torch_file(str(path))["extras"]
+    raw = tc.read_torch_file(str(path))["extras"]
     for key, value in extras.items():
         assert raw[key].dtype == value.numpy().dtype, key
         np.testing.assert_array_equal(raw[key], value.numpy(), err_msg=key)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.models.ctm import (
+from jaxaffect.families.tam.ctm import (
     CTMAttention,
     CTMClassifier,
     CTMEncoder,
@@ -18,7 +18,7 @@ from jaxaffect.models.ctm import (
     VideoHead,
     fusion_outputs,
 )
-from jaxaffect.models.transformer_blocks import GroupLayerNorm
+from jaxaffect.nn.transformer import GroupLayerNorm
 
 B, T, WIDTH, HEADS, LAYERS, CLASSES = 2, 5, 16, 2, 3, 4
 DIMS = {"image": 12, "motion": 20, "audio": 8}  # stand-ins for 512 / 2048 / 128

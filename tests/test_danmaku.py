@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxaffect.data.danmaku import (
+from jaxaffect.families.tam.danmaku import (
     Comment,
     balance_sentiment,
     count_words,
@@ -27,7 +27,7 @@ from jaxaffect.data.danmaku import (
     segment_comments,
     select_extreme_segments,
 )
-from jaxaffect.data.emotion_lexicon import WordListLexicon, load_lexicon
+from jaxaffect.families.tam.emotion_lexicon import WordListLexicon, load_lexicon
 
 REAL = Path(__file__).parent / "fixtures" / "danmaku" / "dfm_sample_comments.xml"
 N_REAL = 1239

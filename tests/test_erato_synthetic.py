@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxaffect.data import erato_format as ef
-from jaxaffect.data import erato_synthetic as es
+from jaxaffect.families.perr import erato_format as ef
+from jaxaffect.families.perr import synthetic as es
 
 NUM_CLASSES = len(ef.FINE_LABELS)
 

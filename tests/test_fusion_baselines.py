@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.models.ctm import CTMClassifier, CTMEncoder
-from jaxaffect.models.fusion_baselines import (
+from jaxaffect.families.tam.ctm import CTMClassifier, CTMEncoder
+from jaxaffect.families.tam.fusion_baselines import (
     STRATEGIES,
     BaselineEncoder,
     DividedLayer,
@@ -18,7 +18,7 @@ from jaxaffect.models.fusion_baselines import (
     default_readout,
     make_fusion_encoder,
 )
-from jaxaffect.models.transformer_blocks import dot_product_attention
+from jaxaffect.nn.transformer import dot_product_attention
 
 B, T, WIDTH, HEADS, CLASSES = 2, 5, 16, 2, 3
 DIMS = {"image": 12, "motion": 20, "audio": 8}

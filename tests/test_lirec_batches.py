@@ -77,8 +77,8 @@ def metadata(dims: dict | None = None) -> dict:
 # ------------------------------------------------------------------------------------------ tests
 import pytest  # noqa: E402
 
-from jaxaffect.data import lirec_batches as lb  # noqa: E402
 from jaxaffect.data.memory_dataset import make_batches  # noqa: E402
+from jaxaffect.families.lirec import batches as lb  # noqa: E402
 
 
 def _spec(setting: str, num_clips: int = 3, max_pairs: int = 6) -> lb.BatchSpec:

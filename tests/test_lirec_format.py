@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxaffect.data import lirec_format as lf
+from jaxaffect.families.lirec import release_format as lf
 from tfds_builders.moviegraphs_lirec import lirec_examples as le
 
 

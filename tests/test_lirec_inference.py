@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaffect import lirec_inference as I
+from jaxaffect.families.lirec import inference as I
 
 
 def _sig(x):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect import lirec_losses as L
+from jaxaffect.families.lirec import losses as L
 
 M = 0.3  # a margin large enough that many hinge terms are active
 

@@ -1,4 +1,4 @@
-"""Tests of the LIReC clip representation and score heads (jaxaffect.models.lirec)."""
+"""Tests of the LIReC clip representation and score heads (jaxaffect.families.lirec.model)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.models.lirec import (
+from jaxaffect.families.lirec.model import (
     RELEASED_CODE,
     ClipRepresentation,
     LIReC,
@@ -268,8 +268,8 @@ def test_candidate_pairs_layout():
 
 def test_model_trains_with_the_joint_character_loss():
     """End to end: candidate pairs -> LIReC -> Eqs. 12-14 loss; a few SGD steps lower it."""
-    from jaxaffect.lirec_inference import pair_accuracy
-    from jaxaffect.lirec_losses import interaction_relationship_character_loss
+    from jaxaffect.families.lirec.inference import pair_accuracy
+    from jaxaffect.families.lirec.losses import interaction_relationship_character_loss
 
     b, p, k = 4, 3, 2
     model = LIReC(num_interactions=7, num_relationships=5, coupling="rel_to_int",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxaffect.data import lirec_format as lf
-from jaxaffect.data import lirec_synthetic as ls
+from jaxaffect.families.lirec import release_format as lf
+from jaxaffect.families.lirec import synthetic as ls
 from tfds_builders.moviegraphs_lirec import moviegraphs_lirec_dataset_builder as mb
 
 

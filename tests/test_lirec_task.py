@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from test_lirec_batches import A, R, make_examples, metadata
 
-from jaxaffect import lirec_inference as inf
-from jaxaffect import lirec_losses as ll
-from jaxaffect.data import lirec_batches as lb
-from jaxaffect.tasks.lirec import LIReCTask, default_config, relationship_by_pair
+from jaxaffect.families.lirec import batches as lb
+from jaxaffect.families.lirec import inference as inf
+from jaxaffect.families.lirec import losses as ll
+from jaxaffect.families.lirec.task import LIReCTask, default_config, relationship_by_pair
 
 MEM = "lirec_test"
 
@@ -207,8 +207,8 @@ def test_random_baselines_are_exact():
 
 
 def test_either_direction_metric_matches_a_loop():
-    from jaxaffect.data.lirec_batches import reverse_pair
-    from jaxaffect.tasks.lirec import _either_direction
+    from jaxaffect.families.lirec.batches import reverse_pair
+    from jaxaffect.families.lirec.task import _either_direction
 
     ex = [e for e in make_examples(seed=3) if e["true_pair"] >= 0]
     rev = np.array([reverse_pair(e) for e in ex])
@@ -228,7 +228,7 @@ def test_either_direction_metric_matches_a_loop():
 
 
 def test_released_code_mode():
-    from jaxaffect.models.lirec import RELEASED_CODE
+    from jaxaffect.families.lirec.model import RELEASED_CODE
 
     c = tiny_config("joint")
     c.model.released_code = True
@@ -286,7 +286,7 @@ def test_train_runs_a_few_steps(setting, tmp_path):
 
 
 def test_demo_config_and_table():
-    from jaxaffect.lirec_demo import DEMO_RUNS, demo_config, demo_settings, format_table
+    from jaxaffect.families.lirec.demo import DEMO_RUNS, demo_config, demo_settings, format_table
 
     s = demo_settings(True)
     c = demo_config("characters_weak", "/nowhere", s, 3, DEMO_RUNS[2][2])

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.losses import inverse_frequency_weights, perr_loss, softmax_cross_entropy
+from jaxaffect.families.perr.losses import perr_loss
+from jaxaffect.losses import inverse_frequency_weights, softmax_cross_entropy
 
 
 def _np_ce(logits, labels, weights=None, class_weights=None):

@@ -10,7 +10,8 @@ from pathlib import Path
 import jax
 import pytest
 
-from jaxaffect.data.build import build_dataset, write_random_manual_dir
+from jaxaffect.data.build import build_dataset
+from jaxaffect.families.perr.synthetic import write_random_manual_dir
 from jaxaffect.run_logging import read_metrics
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxaffect.data import build, pipeline
-from jaxaffect.data import erato_format as ef
-from jaxaffect.data.transforms import crop_indices, pad_or_crop
+from jaxaffect.data import build
+from jaxaffect.data.sequences import crop_indices
+from jaxaffect.families.perr import erato_format as ef
+from jaxaffect.families.perr import pipeline
+from jaxaffect.families.perr.synthetic import write_random_manual_dir
+from jaxaffect.families.perr.transforms import pad_or_crop
 
 DIMS = {"person_a": 3, "person_b": 3, "background": 4, "audio": 2, "text": 5}
 NUM_CLIPS = 60
@@ -25,7 +28,7 @@ FORMATS = ("tfrecord", "array_record")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("erato")
     manual = root / "manual"
-    rows = build.write_random_manual_dir(manual, num_clips=NUM_CLIPS, dims=DIMS, max_steps=MAX_T,
+    rows = write_random_manual_dir(manual, num_clips=NUM_CLIPS, dims=DIMS, max_steps=MAX_T,
                                        test_fraction=0.25, absent_prob=0.4, seed=3)
     dirs = {fmt: build.build_dataset("erato", str(manual), str(root / fmt), fmt, num_shards=3)
             for fmt in FORMATS}
@@ -280,7 +283,7 @@ def test_orbax_checkpoint_manager_round_trip(data, fmt, tmp_path):
 
 _NO_TF_SCRIPT = """
 import sys
-from jaxaffect.data import pipeline
+from jaxaffect.families.perr import pipeline
 bdir = sys.argv[1]
 for split in ("train", "validation", "test"):
     shuffle = split == "train"

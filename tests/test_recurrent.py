@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.models.recurrent import (
+from jaxaffect.nn.recurrent import (
     LSTMCell,
     MaskedLSTM,
     PerModalityLSTMs,

@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.data.erato_format import STREAMS
-from jaxaffect.losses import perr_loss
-from jaxaffect.models.attention import ATTENTION_KINDS, make_attention
-from jaxaffect.models.recurrent import LSTMCell
-from jaxaffect.models.smta import PERRModel
+from jaxaffect.families.perr.attention import ATTENTION_KINDS, make_attention
+from jaxaffect.families.perr.erato_format import STREAMS
+from jaxaffect.families.perr.losses import perr_loss
+from jaxaffect.families.perr.model import PERRModel
+from jaxaffect.nn.recurrent import LSTMCell
 
 B, T, D, M, C = 3, 5, 8, 5, 5
 # Tests compile many small programs; LLVM optimisation level 0 halves XLA:CPU compile time.
@@ -150,7 +150,7 @@ def test_init_and_jit_matches_eager():
 
 def test_smta_scan_matches_python_loop(attention="transformer"):
     """The scanned SMTA stage against Eq. 1 + attention stepped in a Python loop."""
-    from jaxaffect.models.smta import SMTAFusion
+    from jaxaffect.families.perr.model import SMTAFusion
 
     rng = np.random.default_rng(2)
     f = rng.normal(size=(B, T, M, D)).astype(np.float32)

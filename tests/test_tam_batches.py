@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jaxaffect.data import tam_batches as tb
 from jaxaffect.data.memory_dataset import collate_nested
-from jaxaffect.data.transforms import crop_indices
+from jaxaffect.data.sequences import crop_indices
+from jaxaffect.families.tam import batches as tb
 
 DIMS = {"image": 4, "motion": 3, "audio": 2}
 

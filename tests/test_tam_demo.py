@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jaxaffect import tam_demo
+from jaxaffect.families.tam import demo as tam_demo
 
 
 def test_demo_configs_share_the_encoder_and_differ_only_in_init():

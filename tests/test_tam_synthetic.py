@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxaffect.data import tam_synthetic as ts
-from jaxaffect.data.affect_annotations import read_class_index, read_split_list
-from jaxaffect.data.danmaku import num_segments, parse_danmaku, preprocess, segment_comments
-from jaxaffect.data.emotion_lexicon import WordListLexicon
+from jaxaffect.families.tam import synthetic as ts
+from jaxaffect.families.tam.annotations import read_class_index, read_split_list
+from jaxaffect.families.tam.danmaku import num_segments, parse_danmaku, preprocess, segment_comments
+from jaxaffect.families.tam.emotion_lexicon import WordListLexicon
 
 K = len(ts.CLASS_NAMES)
 DIMS = {"image": 7, "motion": 5, "audio": 3}  # distinct, so shape mix-ups show
@@ -240,7 +240,7 @@ def test_labelled_features_read_by_builder_reader(small):
 def test_tsc_corpus_tokenizer_agrees(small):
     """The bilibili_tsc `custom` tokenizer sees the same emotional words as the lower-cased
     whitespace split used above (punctuation is never attached to an emotional word)."""
-    tc = pytest.importorskip("jaxaffect.data.tsc_corpus")
+    tc = pytest.importorskip("jaxaffect.families.tam.tsc_corpus")
     if not hasattr(tc, "custom_tokenize"):
         pytest.skip("tsc_corpus has no custom_tokenize")
     root, _, hidden = small

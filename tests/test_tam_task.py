@@ -15,9 +15,10 @@ import tensorflow_datasets as tfds
 
 from jaxaffect.config_loading import ConfigError, load_config
 from jaxaffect.data import build, prepared
-from jaxaffect.data import tam_batches as tb
-from jaxaffect.tasks import tam, tam_pretrain
-from jaxaffect.tasks.base import get_task
+from jaxaffect.families.tam import batches as tb
+from jaxaffect.families.tam import pretrain_task as tam_pretrain
+from jaxaffect.families.tam import task as tam
+from jaxaffect.task import get_task
 
 REPO = Path(__file__).parent.parent
 CONFIGS = REPO / "configs" / "tam"
@@ -407,7 +408,7 @@ def test_evaluate_and_confusion_figure(ve8_dir, tmp_path):
 
 
 def test_first_per_class_keeps_a_hash_chosen_subset_per_class():
-    from jaxaffect.tasks.tam import first_per_class
+    from jaxaffect.families.tam.task import first_per_class
 
     examples = [{"video_id": f"v{i:03d}", "label": i % 3} for i in range(30)]
     kept = first_per_class(examples, 4, "label")

@@ -10,11 +10,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxaffect.data import erato_format as ef
-from jaxaffect.data.build import write_random_manual_dir
 from jaxaffect.evaluate import evaluate_run, predict_file
+from jaxaffect.families.perr import erato_format as ef
+from jaxaffect.families.perr.synthetic import write_random_manual_dir
+from jaxaffect.families.perr.task import default_config
 from jaxaffect.run_logging import read_metrics
-from jaxaffect.tasks.perr import default_config
 from jaxaffect.train import NonFiniteLossError, train
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Unit tests of the per-video logic of the Bilibili TSC corpus (jaxaffect.data.tsc_corpus)."""
+"""Unit tests of the per-video logic of the Bilibili TSC corpus
+(jaxaffect.families.tam.tsc_corpus)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from jaxaffect.data import danmaku
-from jaxaffect.data import tsc_corpus as tsc
-from jaxaffect.data.emotion_lexicon import WordListLexicon
-from jaxaffect.data.erato_format import EratoFormatError
+from jaxaffect.errors import FormatError
+from jaxaffect.families.tam import danmaku
+from jaxaffect.families.tam import tsc_corpus as tsc
+from jaxaffect.families.tam.emotion_lexicon import WordListLexicon
 
 
 def _ref_index(t: float, seconds: float, steps: int) -> int:
@@ -135,7 +136,7 @@ def test_custom_lexicon_and_words():
     assert words == ["so", "happy", "sad", "day"] and emo == [False, True, True, False]
     for bad, where in (("happy joy\n", "lex.tsv:1"), ("ok\tjoy\nx\t\n", "lex.tsv:2"),
                        ("a b\tjoy\n", "lex.tsv:1"), ("# only\n", "no entries")):
-        with pytest.raises(EratoFormatError, match=where):
+        with pytest.raises(FormatError, match=where):
             tsc.parse_lexicon_tsv(bad, "lex.tsv")
 
 

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaffect.models.ctm import CTMEncoder
-from jaxaffect.models.transformer_blocks import GroupLayerNorm
-from jaxaffect.models.tsc_decoder import TAMPretrainModel, TSCDecoderLayer, VideoTSCDecoder
-from jaxaffect.tsc_pretraining import appearing_time_logits, pretraining_loss
+from jaxaffect.families.tam.ctm import CTMEncoder
+from jaxaffect.families.tam.tsc_decoder import TAMPretrainModel, TSCDecoderLayer, VideoTSCDecoder
+from jaxaffect.families.tam.tsc_objectives import appearing_time_logits, pretraining_loss
+from jaxaffect.nn.transformer import GroupLayerNorm
 
 B, N, W, T, WIDTH, HEADS, LAYERS, VOCAB = 2, 3, 6, 5, 16, 2, 3, 40
 DIMS = {"image": 6, "motion": 8, "audio": 4}

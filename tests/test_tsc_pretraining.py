@@ -9,8 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.models.transformer_blocks import NEG_LOGIT
-from jaxaffect.tsc_pretraining import (
+from jaxaffect.families.tam.tsc_objectives import (
     appearing_time_logits,
     appearing_time_loss,
     mask_emotional_words,
@@ -18,6 +17,7 @@ from jaxaffect.tsc_pretraining import (
     pretraining_loss,
     word_prediction_loss,
 )
+from jaxaffect.nn.transformer import NEG_LOGIT
 
 JIT = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0,
                                                    "xla_llvm_disable_expensive_passes": True})

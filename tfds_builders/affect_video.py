@@ -4,7 +4,7 @@ Those benchmarks ship split/annotation lists only; features come from the user a
 ``features/<video_id>.npz`` under the manual_dir (a '/' in the video id is a subfolder), holding
 per stream s in STREAMS an array ``s`` float32 [T, d_s] and optionally ``s + "_mask"`` bool [T]
 (default all True). All streams of a video share T; d_s must be equal for all videos of a build.
-Problems raise `EratoFormatError` (the project's manual_dir format error) naming the file.
+Problems raise `FormatError` (the project's manual_dir format error) naming the file.
 """
 
 from __future__ import annotations
@@ -16,71 +16,16 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from jaxaffect.data import affect_annotations as aa
-from jaxaffect.data.erato_format import EratoFormatError
-from jaxaffect.data.npz import write_npz
-
-# Per-segment streams used by TAM: frame appearance (CLIP), motion (R3D) and audio (VGGish).
-STREAMS: tuple[str, ...] = ("image", "motion", "audio")
-FEATURE_DIR = "features"
-
-Features = dict[str, np.ndarray]
-
-
-def feature_path(manual_dir: str | epath.PathLike, video_id: str) -> epath.Path:
-    return epath.Path(manual_dir) / FEATURE_DIR / f"{video_id}.npz"
-
-
-def read_video(path: str | epath.PathLike,
-               expected_dims: Mapping[str, int] | None = None) -> tuple[Features, Features]:
-    """(features, masks) of one video's .npz; raises EratoFormatError naming `path`."""
-    path = epath.Path(path)
-    if not path.exists():
-        raise EratoFormatError(f"{path}: feature file not found")
-    try:
-        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
-            arrays = {k: np.asarray(z[k]) for k in z.files}
-    except Exception as e:  # BadZipFile, ValueError (pickled arrays), OSError, EOFError
-        raise EratoFormatError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
-    features, masks = {}, {}
-    steps = None
-    for s in STREAMS:
-        if s not in arrays:
-            raise EratoFormatError(f"{path}: missing array {s!r} (has {sorted(arrays)})")
-        x = arrays[s]
-        if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
-            raise EratoFormatError(
-                f"{path}: stream {s!r} must be a float [T, d] array, got {x.dtype} {x.shape}")
-        if steps is None:
-            steps = x.shape[0]
-        elif x.shape[0] != steps:
-            raise EratoFormatError(
-                f"{path}: stream {s!r} has T={x.shape[0]} but earlier streams have T={steps}")
-        if expected_dims is not None and x.shape[1] != expected_dims[s]:
-            raise EratoFormatError(
-                f"{path}: stream {s!r} has d={x.shape[1]}, dataset uses d={expected_dims[s]}")
-        if not np.all(np.isfinite(x)):
-            raise EratoFormatError(f"{path}: stream {s!r} holds NaN or inf values")
-        m = arrays.get(s + "_mask", np.ones(x.shape[0], bool))
-        if m.shape != (x.shape[0],):
-            raise EratoFormatError(
-                f"{path}: mask {s + '_mask'!r} must be [T] with T={x.shape[0]}, got {m.shape}")
-        features[s] = x.astype(np.float32, copy=False)
-        masks[s] = m.astype(bool, copy=False)
-    if not steps:
-        raise EratoFormatError(f"{path}: video has no segments")
-    return features, masks
-
-
-def write_video(path: str | epath.PathLike, features: Features,
-                masks: Features | None = None) -> None:
-    """Writes one video's .npz (masks optional); used for dummy data and conversions."""
-    path = epath.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {s: np.asarray(features[s], np.float32) for s in STREAMS}
-    for s, m in (masks or {}).items():
-        arrays[s + "_mask"] = np.asarray(m, bool)
-    write_npz(path, arrays)
+from jaxaffect.errors import FormatError
+from jaxaffect.families.tam import annotations as aa
+from jaxaffect.families.tam.video_features import (  # noqa: F401 (used by the builders as av.*)
+    FEATURE_DIR,
+    STREAMS,
+    Features,
+    feature_path,
+    read_video,
+    write_video,
+)
 
 
 def stream_features() -> dict[str, tfds.features.FeatureConnector]:
@@ -157,15 +102,15 @@ def read_class_lists(manual_dir: str | epath.PathLike, class_names: tuple[str, .
     manual_dir = epath.Path(manual_dir)
     ind = manual_dir / "classInd.txt"
     if not ind.exists():
-        raise EratoFormatError(f"{ind}: class index file not found")
+        raise FormatError(f"{ind}: class index file not found")
     names = aa.read_class_index(ind)
     if tuple(names) != tuple(class_names):
-        raise EratoFormatError(f"{ind}: classes {names}, expected {list(class_names)}")
+        raise FormatError(f"{ind}: classes {names}, expected {list(class_names)}")
     out = {}
     for split, fname in list_files.items():
         path = manual_dir / fname
         if not path.exists():
-            raise EratoFormatError(f"{path}: split list not found")
+            raise FormatError(f"{path}: split list not found")
         out[split] = aa.read_split_list(path, names)
     return out
 

@@ -22,7 +22,7 @@ all_weak; "Weak, sum-max, multinomial" = all_weak,negatives=sum_max. The "Random
 computed exactly by LIReCTask.random_baselines (and reported by the demo).
 """
 
-from jaxaffect.tasks.lirec import default_config
+from jaxaffect.families.lirec.task import default_config
 
 TABLE5_ROWS = ("setting=characters_full",
                "setting=characters_weak,selection=argmax",

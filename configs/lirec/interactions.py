@@ -16,7 +16,7 @@ Config argument (comma-separated):
   runlocal                    a tiny debug run
 """
 
-from jaxaffect.tasks.lirec import default_config
+from jaxaffect.families.lirec.task import default_config
 
 TABLE1_ROWS = ("visual", "text", "visual+text", "visual+text+tracks")
 

@@ -14,7 +14,7 @@ Config argument (comma-separated):
   runlocal                    a tiny debug run
 """
 
-from jaxaffect.tasks.lirec import default_config
+from jaxaffect.families.lirec.task import default_config
 
 
 def get_config(arg=None):

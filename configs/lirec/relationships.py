@@ -12,7 +12,7 @@ Config argument (comma-separated):
   runlocal                    a tiny debug run
 """
 
-from jaxaffect.tasks.lirec import default_config
+from jaxaffect.families.lirec.task import default_config
 
 FIG5_CLIPS = (1, 2, 4, 6, 8, 12, 18)
 

@@ -10,7 +10,7 @@ Config argument: attention=dot|nonlocal|multihead|transformer, labels=fine|coars
 data=synthetic|erato, runlocal (see configs/perr/smta.py).
 """
 
-from jaxaffect.tasks.perr import default_config
+from jaxaffect.families.perr.task import default_config
 
 
 def get_config(arg=None):

@@ -8,7 +8,7 @@ temporal LSTMs and heads.
 Config argument: labels=fine|coarse, data=synthetic|erato, runlocal (see configs/perr/smta.py).
 """
 
-from jaxaffect.tasks.perr import default_config
+from jaxaffect.families.perr.task import default_config
 
 
 def get_config(arg=None):

@@ -12,7 +12,7 @@ Config argument (comma-separated):
   runlocal                                       a tiny debug run
 """
 
-from jaxaffect.tasks.perr import default_config
+from jaxaffect.families.perr.task import default_config
 
 
 def get_config(arg=None):

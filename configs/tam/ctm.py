@@ -16,7 +16,7 @@ The ten VE-8 splits, mean and std: jaxaffect train ... --splits 0-9, then
 jaxaffect eval --workdir <same> --splits 0-9.
 """
 
-from jaxaffect.tasks.tam import STRATEGIES, default_config
+from jaxaffect.families.tam.task import STRATEGIES, default_config
 
 
 def get_config(arg=None):

@@ -11,7 +11,7 @@ Learning rates 1e-5 for the fusion module and 1e-4 for the classifier/regressor,
 The model sizes (width, layers, heads, max_segments) must equal the pretraining run's.
 """
 
-from jaxaffect.tasks.tam import default_config
+from jaxaffect.families.tam.task import default_config
 
 
 def get_config(arg=None):

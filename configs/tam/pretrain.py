@@ -13,7 +13,7 @@ Data: the bilibili_tsc build (--config.data.data_dir=... or --config.data.builde
 Fine-tune with configs/tam/finetune.py:pretrained=<this workdir>.
 """
 
-from jaxaffect.tasks.tam_pretrain import pretrain_config
+from jaxaffect.families.tam.pretrain_task import pretrain_config
 
 
 def get_config(arg=None):

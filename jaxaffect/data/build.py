@@ -1,91 +1,58 @@
-"""Builds a TFDS dataset from a user's manual_dir (`jaxaffect build`), plus synthetic manual_dirs.
+"""Builds a TFDS dataset from a user's manual_dir (`jaxaffect build`); finds builders by convention.
 
-Builders live in `tfds_builders/<name>/`; `_REGISTRY` maps a dataset name to its builder class
-and to a cheap check of the manual_dir that runs before TFDS starts (so a wrong path gives an
-error naming the file rather than a TFDS assertion).
+A builder is a folder `tfds_builders/<name>/` holding `<name>_dataset_builder.py` with a class
+`Builder` (the `tfds new` layout). Its module may define `check_manual_dir(manual_dir)`, a cheap
+check of the release that runs before TFDS starts, so a wrong path gives one line naming the
+file rather than a TFDS assertion. Nothing here names a dataset: adding a builder folder is
+enough for `jaxaffect build <name>` to offer it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
-from collections.abc import Callable, Mapping
+import pkgutil
+from pathlib import Path
 
-import numpy as np
-from etils import epath
-
-from jaxaffect.data import erato_format as ef
-
-
-@dataclasses.dataclass(frozen=True)
-class _Entry:
-    builder: str  # "module:Class"
-    check_manual_dir: Callable[[str], None]
-
-
-def _check_erato(manual_dir: str) -> None:
-    # Raises EratoFormatError naming annotations.csv (missing directory, header, labels, ...).
-    # Feature files are validated one by one while the builder writes the examples.
-    ef.read_annotations(manual_dir)
-
-
-def _check_class_lists(module: str) -> Callable[[str], None]:
-    # Parses classInd.txt and both split lists (errors name file and line).
-    def check(manual_dir: str) -> None:
-        from tfds_builders import affect_video as av
-
-        cls = importlib.import_module(module).Builder
-        av.read_class_lists(manual_dir, cls.CLASS_NAMES, cls.LIST_FILES)
-    return check
-
-
-def _check_liris(manual_dir: str) -> None:
-    from tfds_builders.liris_accede import liris_accede_dataset_builder as liris
-
-    liris.read_records(manual_dir)
-
-
-def _check_bilibili(manual_dir: str) -> None:
-    # Per-file problems are reported by the build itself (bad files are skipped, not fatal).
-    folder = epath.Path(manual_dir) / "danmaku"
-    if not any(folder.glob("*.xml")):
-        raise ef.EratoFormatError(f"{folder}: no danmaku .xml files found")
-
-
-def _check_lirec(manual_dir: str) -> None:
-    from jaxaffect.data import lirec_format as lf
-
-    lf.read_split(epath.Path(manual_dir) / lf.SPLIT_FILE)
-
-
-_VE8 = "tfds_builders.video_emotion8.video_emotion8_dataset_builder"
-_EK6 = "tfds_builders.ekman6.ekman6_dataset_builder"
-_REGISTRY: dict[str, _Entry] = {
-    "erato": _Entry("tfds_builders.erato.erato_dataset_builder:Builder", _check_erato),
-    "video_emotion8": _Entry(f"{_VE8}:Builder", _check_class_lists(_VE8)),
-    "ekman6": _Entry(f"{_EK6}:Builder", _check_class_lists(_EK6)),
-    "liris_accede": _Entry("tfds_builders.liris_accede.liris_accede_dataset_builder:Builder",
-                           _check_liris),
-    "bilibili_tsc": _Entry("tfds_builders.bilibili_tsc.bilibili_tsc_dataset_builder:Builder",
-                           _check_bilibili),
-    "moviegraphs_lirec": _Entry(
-        "tfds_builders.moviegraphs_lirec.moviegraphs_lirec_dataset_builder:Builder",
-        _check_lirec),
-}
+BUILDERS_PACKAGE = "tfds_builders"
 FILE_FORMATS = ("tfrecord", "array_record")
 
 
+def data_home() -> str:
+    """Where demos keep synthetic corpora and their builds ($JAXAFFECT_HOME, else
+    ~/.cache/jaxaffect)."""
+    return os.environ.get("JAXAFFECT_HOME", str(Path("~/.cache/jaxaffect").expanduser()))
+
+
+def synthetic_data_dir(corpus: str) -> str:
+    """The TFDS data_dir of a synthetic corpus under `data_home()` (configs' data=synthetic)."""
+    return str(Path(data_home()) / f"synthetic_{corpus}" / "tfds")
+
+
+def _module_name(name: str) -> str:
+    return f"{BUILDERS_PACKAGE}.{name}.{name}_dataset_builder"
+
+
 def available_datasets() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
+    """Names of the builder folders (read from the file system; nothing is imported)."""
+    pkg = importlib.import_module(BUILDERS_PACKAGE)
+    names = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.ispkg and any(Path(p, info.name, f"{info.name}_dataset_builder.py").is_file()
+                              for p in pkg.__path__):
+            names.append(info.name)
+    return tuple(sorted(names))
+
+
+def builder_module(name: str):
+    if name not in available_datasets():
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
+    return importlib.import_module(_module_name(name))
 
 
 def builder_class(name: str) -> type:
-    """The TFDS builder class registered under `name`."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
-    module, cls = _REGISTRY[name].builder.split(":")
-    return getattr(importlib.import_module(module), cls)
+    """The TFDS builder class of dataset `name`."""
+    return builder_module(name).Builder
 
 
 def _normalise_format(file_format: str) -> str:
@@ -113,14 +80,17 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
 
     A complete build already in `data_dir` is reused, never overwritten (TFDS behaviour); if it
     was written in another file format a ValueError says so. A malformed or missing file of the
-    manual_dir raises the dataset's format error (for ERATO `EratoFormatError`) naming the file;
-    a failed build leaves no partial directory behind.
+    manual_dir raises a `jaxaffect.errors.FormatError` naming the file; a failed build leaves no
+    partial directory behind.
     """
     import tensorflow_datasets as tfds
 
     fmt = _normalise_format(file_format)
-    cls = builder_class(name)
-    _REGISTRY[name].check_manual_dir(os.fspath(manual_dir))
+    module = builder_module(name)
+    cls = module.Builder
+    check = getattr(module, "check_manual_dir", None)
+    if check is not None:
+        check(os.fspath(manual_dir))
     configs = builder_configs(name)
     if config is not None and config not in configs:
         raise ValueError(f"dataset {name!r} has no config {config!r}"
@@ -140,31 +110,3 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
             manual_dir=os.fspath(manual_dir), num_shards=num_shards),
     )
     return os.fspath(builder.data_dir)
-
-
-def write_random_manual_dir(manual_dir: str | epath.PathLike, *, num_clips: int,
-                          dims: Mapping[str, int], max_steps: int, test_fraction: float = 0.2,
-                          absent_prob: float = 0.2, seed: int = 0) -> list[ef.Annotation]:
-    """Writes a random manual_dir in the ERATO layout (for tests and benchmarks; no signal).
-
-    Labels are drawn uniformly; T is uniform in [1, max_steps]; each stream is absent on a
-    random contiguous stretch with probability `absent_prob` (zeros there, mask False).
-    """
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(num_clips):
-        split = "test" if rng.random() < test_fraction else "train"
-        rows.append(ef.Annotation(f"clip{i:05d}", ef.FINE_LABELS[rng.integers(5)], split))
-        steps = int(rng.integers(1, max_steps + 1))
-        features, masks = {}, {}
-        for s in ef.STREAMS:
-            m = np.ones(steps, bool)
-            if rng.random() < absent_prob:
-                a = int(rng.integers(steps))
-                m[a:a + int(rng.integers(1, steps + 1))] = False
-            x = rng.standard_normal((steps, dims[s]), dtype=np.float32)
-            features[s], masks[s] = np.where(m[:, None], x, 0.0).astype(np.float32), m
-        path = ef.feature_path(manual_dir, rows[-1].clip_id)
-        ef.write_clip(path, ef.ClipFeatures(features, masks))
-    ef.write_annotations(manual_dir, rows)
-    return rows

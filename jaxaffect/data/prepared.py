@@ -3,7 +3,7 @@
 For the datasets that fit in host memory (VideoEmotion-8, Ekman-6, LIRIS-ACCEDE, MovieGraphs
 clips, small pretraining corpora): every example of a split is decoded once with the dataset's
 own `features.deserialize_example_np`, text becomes `str`, and the result is cached per process.
-Large corpora stream through `jaxaffect.data.pipeline` instead.
+Large corpora stream through `jaxaffect.families.perr.pipeline` instead.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxaffect.data.pipeline import _files, _read_records, builder_dir_for
+from jaxaffect.data.records import builder_dir_for, dataset_files, read_records
 
 __all__ = ["builder_dir_for", "load_metadata", "read_examples", "split_names", "split_size"]
 
@@ -35,11 +35,11 @@ def _to_python(value: Any) -> Any:
 
 def split_names(builder_dir: str) -> list[str]:
     """The TFDS splits of a prepared directory (e.g. ["test", "train"])."""
-    return sorted(_files(os.fspath(builder_dir)).filepaths)
+    return sorted(dataset_files(os.fspath(builder_dir)).filepaths)
 
 
 def split_size(builder_dir: str, split: str) -> int:
-    files = _files(os.fspath(builder_dir))
+    files = dataset_files(os.fspath(builder_dir))
     if split not in files.filepaths:
         raise KeyError(f"{builder_dir}: no split {split!r} (has {sorted(files.filepaths)})")
     return files.num_examples(split)
@@ -47,16 +47,16 @@ def split_size(builder_dir: str, split: str) -> int:
 
 def load_metadata(builder_dir: str) -> dict[str, Any]:
     """DatasetInfo.metadata of the build (what the builder recorded, e.g. "stream_dims")."""
-    return dict(_files(os.fspath(builder_dir)).metadata)
+    return dict(dataset_files(os.fspath(builder_dir)).metadata)
 
 
 @functools.lru_cache(maxsize=16)
 def _read_cached(builder_dir: str, split: str) -> tuple[dict[str, Any], ...]:
-    files = _files(builder_dir)
+    files = dataset_files(builder_dir)
     if split not in files.filepaths:
         raise KeyError(f"{builder_dir}: no split {split!r} (has {sorted(files.filepaths)})")
     decode = files.features.deserialize_example_np
-    return tuple(_to_python(decode(r)) for r in _read_records(files, split))
+    return tuple(_to_python(decode(r)) for r in read_records(files, split))
 
 
 def read_examples(builder_dir: str, split: str) -> list[dict[str, Any]]:

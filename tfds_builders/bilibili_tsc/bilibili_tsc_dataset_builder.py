@@ -3,14 +3,14 @@
 manual_dir: `danmaku/<video_id>.xml` (Bilibili danmaku XML) and `features/<video_id>.npz`
 (per-segment image/motion/audio features of the whole video plus `segment_seconds`), and for
 the `custom` config a `lexicon.tsv`. One example per K-means cluster of a video's comment times;
-the per-video logic is `jaxaffect.data.tsc_corpus`.
+the per-video logic is `jaxaffect.families.tam.tsc_corpus`.
 
 Two passes: the first parses and filters every danmaku file, reads the feature files and
 records problems and skipped videos; the vocabulary of all kept comments is then built and
 stored in metadata.json with the counts; the second pass re-reads the features and writes
 the examples. Bad input never stops the build (a file's problems are logged with file and
 line; a video without usable comments or with a bad feature file is skipped with the reason);
-only an empty result raises `EratoFormatError`.
+only an empty result raises `FormatError`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from jaxaffect.data import danmaku
-from jaxaffect.data import tsc_corpus as tsc
-from jaxaffect.data.emotion_lexicon import EmotionLexicon, load_lexicon
-from jaxaffect.data.erato_format import EratoFormatError
+from jaxaffect.errors import FormatError
+from jaxaffect.families.tam import danmaku
+from jaxaffect.families.tam import tsc_corpus as tsc
+from jaxaffect.families.tam.emotion_lexicon import EmotionLexicon, load_lexicon
 from tfds_builders import affect_video as av
 
 log = logging.getLogger(__name__)
@@ -72,19 +72,19 @@ class _Scan:
 
 def read_features(path: epath.Path, dims: dict[str, int] | None
                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-    """(features, masks, segment_seconds) of one video; raises EratoFormatError naming `path`.
+    """(features, masks, segment_seconds) of one video; raises FormatError naming `path`.
     Streams and masks follow `affect_video.read_video`; `segment_seconds` must be a finite
     positive scalar."""
     features, masks = av.read_video(path, expected_dims=dims)
     with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
         if "segment_seconds" not in z.files:
-            raise EratoFormatError(f"{path}: missing scalar 'segment_seconds' (has {z.files})")
+            raise FormatError(f"{path}: missing scalar 'segment_seconds' (has {z.files})")
         value = np.asarray(z["segment_seconds"])
     if value.size != 1 or not np.issubdtype(value.dtype, np.number):
-        raise EratoFormatError(f"{path}: 'segment_seconds' must be a number, got {value!r}")
+        raise FormatError(f"{path}: 'segment_seconds' must be a number, got {value!r}")
     seconds = float(value.reshape(()))
     if not math.isfinite(seconds) or seconds <= 0:
-        raise EratoFormatError(f"{path}: 'segment_seconds' must be > 0 and finite, got {seconds}")
+        raise FormatError(f"{path}: 'segment_seconds' must be > 0 and finite, got {seconds}")
     return features, masks, seconds
 
 
@@ -93,7 +93,7 @@ def make_lexicon(config: TscConfig, manual_dir: epath.Path) -> EmotionLexicon:
     if config.lexicon == "custom":
         path = manual_dir / LEXICON_FILE
         if not path.exists():
-            raise EratoFormatError(f"{path}: lexicon file not found (needed by config 'custom')")
+            raise FormatError(f"{path}: lexicon file not found (needed by config 'custom')")
         return tsc.custom_lexicon(tsc.parse_lexicon_tsv(path.read_text("utf-8"), str(path)))
     try:
         return load_lexicon(config.lexicon)
@@ -107,7 +107,7 @@ def scan(manual_dir: epath.Path, config: TscConfig) -> _Scan:
     """First pass over the manual_dir (sorted video ids): parse, filter, check features."""
     files = sorted(manual_dir.joinpath(DANMAKU_DIR).glob("*.xml"))
     if not files:
-        raise EratoFormatError(f"{manual_dir / DANMAKU_DIR}: no danmaku .xml files found")
+        raise FormatError(f"{manual_dir / DANMAKU_DIR}: no danmaku .xml files found")
     lexicon = make_lexicon(config, manual_dir)
     normalize = tsc.word_normalizer(config.lexicon)
     out = _Scan()
@@ -133,7 +133,7 @@ def scan(manual_dir: epath.Path, config: TscConfig) -> _Scan:
         rel_npz = f"{av.FEATURE_DIR}/{vid}.npz"
         try:
             feats, _, seconds = read_features(npz, out.dims)
-        except EratoFormatError as e:
+        except FormatError as e:
             out.skip(rel_npz, str(e).removeprefix(f"{npz}: "))  # the entry names the file
             continue
         steps = next(iter(feats.values())).shape[0]
@@ -194,7 +194,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         found = scan(manual_dir, config)
         if not found.videos:
             reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in found.skipped[:5])
-            raise EratoFormatError(
+            raise FormatError(
                 f"{manual_dir}: no usable video ({len(found.skipped)} skipped: {reasons}"
                 f"{' ...' if len(found.skipped) > 5 else ''})")
         vocab = tsc.build_vocab((w for v in found.videos for w in v.comments.words),
@@ -224,3 +224,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             vid = video.comments.video_id
             feats, masks, seconds = read_features(av.feature_path(manual_dir, vid), found.dims)
             yield from tsc.video_examples(video.comments, feats, masks, seconds, index)
+
+
+def check_manual_dir(manual_dir: str) -> None:
+    """Refuses a manual_dir without danmaku files; per-file problems are reported by the build
+    itself (bad files are skipped, not fatal)."""
+    folder = epath.Path(manual_dir) / DANMAKU_DIR
+    if not any(folder.glob("*.xml")):
+        raise FormatError(f"{folder}: no danmaku .xml files found")

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxaffect.data import tsc_corpus as tsc
-from jaxaffect.data.erato_format import EratoFormatError
+from jaxaffect.errors import FormatError
+from jaxaffect.families.tam import tsc_corpus as tsc
 from tfds_builders import affect_video as av
 from tfds_builders.bilibili_tsc import bilibili_tsc_dataset_builder as bt
 from tfds_builders.testing import dummy_data_dir, prepare
@@ -167,9 +167,9 @@ def test_nothing_left_is_a_clear_error(tmp_path):
     shutil.copy(DUMMY / "lexicon.tsv", manual)
     for vid in ("av1003", "av1004"):
         shutil.copy(DUMMY / "danmaku" / f"{vid}.xml", manual / "danmaku")
-    with pytest.raises(EratoFormatError, match=r"no usable video \(2 skipped: danmaku/av1003"):
+    with pytest.raises(FormatError, match=r"no usable video \(2 skipped: danmaku/av1003"):
         prepare(bt.Builder, manual, tmp_path / "data", config="custom")
-    with pytest.raises(EratoFormatError, match="lexicon.tsv: lexicon file not found"):
+    with pytest.raises(FormatError, match="lexicon.tsv: lexicon file not found"):
         (manual / "lexicon.tsv").unlink()
         prepare(bt.Builder, manual, tmp_path / "data2", config="custom")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tensorflow_datasets as tfds
 
+from jaxaffect.families.tam import annotations as aa
 from tfds_builders import affect_video as av
 
 
@@ -15,9 +16,14 @@ class Builder(av.ClassListMixin, tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release: per-video segment features from a manual_dir."}
-    CLASS_NAMES = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
+    CLASS_NAMES = aa.EK6_CLASSES
     HOMEPAGE = ""  # no verified dataset page; see CITATIONS.bib
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Put classInd.txt, trainlist01.txt and testlist01.txt of Ekman-6 in manual_dir and one
     features/<class>/<video>.npz per listed video (see tfds_builders/ekman6/README.md).
     """
+
+
+def check_manual_dir(manual_dir: str) -> None:
+    """Parses classInd.txt and both split lists (errors name file and line)."""
+    av.read_class_lists(manual_dir, Builder.CLASS_NAMES, Builder.LIST_FILES)

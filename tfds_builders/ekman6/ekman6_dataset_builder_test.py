@@ -3,7 +3,7 @@
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxaffect.data.erato_format import EratoFormatError
+from jaxaffect.errors import FormatError
 from tfds_builders.ekman6 import ekman6_dataset_builder as ek6
 from tfds_builders.testing import copy_dummy_data, prepare
 
@@ -29,7 +29,7 @@ def test_labels_follow_class_folder(manual_dir, tmp_path):
 
 def test_missing_feature_file_names_it(manual_dir, tmp_path):
     (manual_dir / "features" / "joy" / "1112.npz").unlink()
-    with pytest.raises(EratoFormatError, match=r"joy/1112\.npz: feature file not found"):
+    with pytest.raises(FormatError, match=r"joy/1112\.npz: feature file not found"):
         prepare(ek6.Builder, manual_dir, tmp_path / "data")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from jaxaffect.data import erato_format as ef
+from jaxaffect.families.perr import erato_format as ef
 
 
 def _stream_feature() -> tfds.features.Tensor:
@@ -80,3 +80,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "streams": {s: clip.features[s] for s in ef.STREAMS},
                 "masks": {s: clip.masks[s] for s in ef.STREAMS},
             }
+
+
+def check_manual_dir(manual_dir: str) -> None:
+    """Reads annotations.csv (errors name it: missing directory, header, labels, ...); feature
+    files are validated one by one while the examples are written."""
+    ef.read_annotations(manual_dir)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxaffect.data import erato_format as ef
+from jaxaffect.families.perr import erato_format as ef
 from tfds_builders.erato import erato_dataset_builder
 from tfds_builders.testing import copy_dummy_data, prepare
 

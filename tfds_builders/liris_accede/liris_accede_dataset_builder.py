@@ -14,13 +14,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from jaxaffect.data import affect_annotations as aa
-from jaxaffect.data.erato_format import EratoFormatError
+from jaxaffect.errors import FormatError
+from jaxaffect.families.tam import annotations as aa
 from tfds_builders import affect_video as av
 
 # Stored class index = MediaEval code + 1 (-1 -> 0, 0 -> 1, +1 -> 2).
-VALENCE_CLASSES = ("negative", "neutral", "positive")
-AROUSAL_CLASSES = ("calm", "neutral", "active")
+VALENCE_CLASSES, AROUSAL_CLASSES = aa.VALENCE_CLASSES, aa.AROUSAL_CLASSES
 SET_CLASSES = tuple(aa.SET_NAMES[i] for i in range(3))  # index = official set code
 SPLITS = ("train", "validation", "test")
 
@@ -36,7 +35,7 @@ def read_records(manual_dir: str | epath.PathLike) -> list[aa.LirisRecord]:
     paths = [manual_dir / "ACCEDEranking.txt", manual_dir / "ACCEDEsets.txt"]
     for p in paths:
         if not p.exists():
-            raise EratoFormatError(f"{p}: annotation file not found")
+            raise FormatError(f"{p}: annotation file not found")
     return aa.read_liris(*paths)
 
 
@@ -92,3 +91,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "arousal_class": a_cls,
                 "set": r.set,
             }
+
+
+def check_manual_dir(manual_dir: str) -> None:
+    """Reads the ranking and set files (errors name file and line)."""
+    read_records(manual_dir)

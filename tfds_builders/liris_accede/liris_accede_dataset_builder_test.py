@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxaffect.data import affect_annotations as aa
-from jaxaffect.data.erato_format import EratoFormatError
+from jaxaffect.errors import FormatError
+from jaxaffect.families.tam import annotations as aa
 from tfds_builders import affect_video as av
 from tfds_builders.liris_accede import liris_accede_dataset_builder as liris
 from tfds_builders.testing import copy_dummy_data, prepare
@@ -46,7 +46,7 @@ def test_values_classes_and_sets(manual_dir, tmp_path):
 
 def test_missing_feature_file_names_it(manual_dir, tmp_path):
     (manual_dir / "features" / "ACCEDE00398.npz").unlink()
-    with pytest.raises(EratoFormatError, match=r"ACCEDE00398\.npz: feature file not found"):
+    with pytest.raises(FormatError, match=r"ACCEDE00398\.npz: feature file not found"):
         prepare(liris.Builder, manual_dir, tmp_path / "data")
 
 

@@ -9,9 +9,10 @@ networkx 1.11, so this script runs once, in an environment that has them, e.g.::
     /tmp/mg/bin/python export_moviegraphs_labels.py <data_root> \
         --loader_dir <LIReC checkout>/moviegraphs/py3loader
 
-and writes ``<data_root>/lirec_labels/<movie>.json`` (jaxaffect.data.lirec_format.MovieLabels),
-which is all the builder reads. Only this script touches the pickle; nothing here imports
-jaxaffect's numpy/jax stack except the writer. What is exported, per clip graph:
+and writes ``<data_root>/lirec_labels/<movie>.json``
+(jaxaffect.families.lirec.release_format.MovieLabels), which is all the builder reads. Only this
+script touches the pickle; nothing here imports jaxaffect's numpy/jax stack except the writer. What
+is exported, per clip graph:
 
 * every node of type ``interaction`` or ``summary`` (the paper merges both, Sec. 4.2) with its
   ``time`` neighbour (start/end seconds) -> an InteractionRecord: ``characters`` = the entity
@@ -65,7 +66,7 @@ def _scene_file(clip, movie: str, merged: dict[str, dict[int, str]]) -> str | No
 
 
 def export_movie(movie_graph, merged: dict[str, dict[int, str]]):
-    from jaxaffect.data import lirec_format as lf
+    from jaxaffect.families.lirec import release_format as lf
 
     movie = movie_graph.imdb_key
     inters, rels, skipped = [], [], 0
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pickle", default="others/mg3.pkl")
     args = parser.parse_args(argv)
     sys.path.insert(0, args.loader_dir)
-    from jaxaffect.data import lirec_format as lf
+    from jaxaffect.families.lirec import release_format as lf
 
     with open(os.path.join(args.data_root, args.pickle), "rb") as f:
         movies = pickle.load(f, encoding="latin1")  # the release's own file, trusted

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxaffect.data import lirec_format as lf
+from jaxaffect.families.lirec import release_format as lf
 
 IOU_THRESHOLD = 0.2  # Sec. 4.1 "Multi-label masking"
 MAX_PAIRS = 20  # the released code caps the candidate pairs of a clip at 20

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from jaxaffect.data import lirec_format as lf
+from jaxaffect.families.lirec import release_format as lf
 from tfds_builders.moviegraphs_lirec import lirec_examples as le
 
 
@@ -93,3 +93,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 ex.pop("_order")
                 ex["pair_clip_ids"] = np.asarray(ex["pair_clip_ids"], dtype=object)
                 yield ex["clip_id"], ex
+
+
+def check_manual_dir(manual_dir: str) -> None:
+    """Reads others/split.json (errors name the file)."""
+    lf.read_split(epath.Path(manual_dir) / lf.SPLIT_FILE)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxaffect.data import lirec_format as lf
+from jaxaffect.families.lirec import release_format as lf
 from tfds_builders.moviegraphs_lirec import moviegraphs_lirec_dataset_builder as mb
 from tfds_builders.testing import copy_dummy_data, prepare
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxaffect.data.erato_format import EratoFormatError
+from jaxaffect.errors import FormatError
 from tfds_builders import affect_video as av
 from tfds_builders.testing import copy_dummy_data, prepare
 from tfds_builders.video_emotion8 import video_emotion8_dataset_builder as ve8
@@ -39,7 +39,7 @@ def test_examples_match_files(manual_dir, tmp_path):
 
 def test_missing_feature_file_names_it(manual_dir, tmp_path):
     (manual_dir / "features" / "Fear" / "9089563440_360p.npz").unlink()
-    with pytest.raises(EratoFormatError, match=r"Fear/9089563440_360p\.npz: feature file not"):
+    with pytest.raises(FormatError, match=r"Fear/9089563440_360p\.npz: feature file not"):
         prepare(ve8.Builder, manual_dir, tmp_path / "data")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfds_builders.affect_video import write_video
+from jaxaffect.families.tam.video_features import write_video
 
 ROOT = Path(__file__).parent
 DIMS = {"image": 4, "motion": 3, "audio": 2}  # distinct: shape mix-ups show

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxaffect.data import erato_format as ef
+from jaxaffect.families.perr import erato_format as ef
 
 # Tiny feature sizes, distinct per stream so shape mix-ups show.
 DIMS = {"person_a": 4, "person_b": 4, "background": 6, "audio": 5, "text": 8}

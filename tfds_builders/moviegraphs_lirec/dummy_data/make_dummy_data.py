@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxaffect.data import lirec_format as lf
-from jaxaffect.data import lirec_synthetic as ls
+from jaxaffect.families.lirec import release_format as lf
+from jaxaffect.families.lirec import synthetic as ls
 
 MISSING_VISUAL = ("tt9000000", "scene-002.ss-0010.es-0019")
 ALL_LAYER_BERT = ("tt9000001", "scene-001.ss-0000.es-0009")

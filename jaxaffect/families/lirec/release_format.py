@@ -1,0 +1,616 @@
+"""Readers and writers of the LIReC (Kukleva et al., CVPR 2020) MovieGraphs release layout.
+
+The release (``Annusha/LIReC``, README "download the data") is a folder ``data_root`` with::
+
+  features/spat_i3d/<movie>/<scene>.npy            float [T, Dv, H, W] spatial clip features, one
+                                                   step per 16 video frames (or [T, Dv] pooled)
+  features/bert/bert_base/<movie>/<movie>_<NNN>.npy        float [N, 12 * 768] all BERT layers
+  features/bert/bert_base/<movie>/<movie>_<NNN>.token2idx  "token index" per line, one per row
+  features/bert/bert_base/second-to-last/<movie>/<movie>_<NNN>.npy  float [N, 768] (the layer used)
+  frame2time/<movie>/<scene>.matidx                "frame seconds" per line
+  dialogs/<movie>/<scene>.webvtt                   subtitles of the scene
+  ftracks/<movie>/<scene>.json                     {"ftracks": [[{frame, timestamp, x, y, w, h}]]}
+  ftrack_ids/<movie>.json                          {<scene>: [character name or null per track]}
+  intersections/intersected_<movie>_<n>.csv        interaction name, names overlapping it (IoU>0.2)
+  others/split.json                                {"train"|"val"|"test": [movie ids]}
+  others/merged_interactions.txt                   merged name <TAB> original names (101 lines)
+  others/relships_many2_15.txt                     original relationship words ... 15-class name
+  others/relships_15_opp.txt                       "relationship opposite" per line
+  others/org_res.txt                               "movie height width" per line
+  others/mg3.pkl                                   MovieGraphs graphs (labels; old networkx pickle)
+
+``<scene>`` is a MovieGraphs clip file stem such as ``scene-002.ss-0009.es-0020`` and ``<NNN>``
+its zero-padded scene number. The labels (interaction time spans, characters, relationships)
+exist only inside ``mg3.pkl``; ``tfds_builders/moviegraphs_lirec/export_moviegraphs_labels.py``
+turns it once into plain ``lirec_labels/<movie>.json`` files (:class:`MovieLabels`), which is all
+the builder reads. Everything here is pure python/numpy; errors are :class:`LirecFormatError`
+naming the file (and line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from etils import epath
+
+from jaxaffect.errors import FormatError
+
+VISUAL_DIR = "features/spat_i3d"
+BERT_DIR = "features/bert/bert_base"
+BERT_LAYER_DIR = "second-to-last"
+BERT_LAYERS = 12  # bert-base: the full-layer file holds 12 concatenated layers per token
+FRAME2TIME_DIR = "frame2time"
+DIALOG_DIR = "dialogs"
+FTRACKS_DIR = "ftracks"
+FTRACK_IDS_DIR = "ftrack_ids"
+INTERSECTIONS_DIR = "intersections"
+OTHERS_DIR = "others"
+LABELS_DIR = "lirec_labels"
+SPLIT_FILE = "others/split.json"
+MERGED_INTERACTIONS_FILE = "others/merged_interactions.txt"
+RELATIONSHIP_MAP_FILE = "others/relships_many2_15.txt"
+RELATIONSHIP_OPPOSITES_FILE = "others/relships_15_opp.txt"
+ORG_RES_FILE = "others/org_res.txt"
+FRAMES_PER_STEP = 16  # released sampling_fr = 0.0625: one visual feature per 16 frames
+# Released split keys -> TFDS split names.
+SPLITS: dict[str, str] = {"train": "train", "val": "validation", "test": "test"}
+CLS_TOKEN = "[CLS]"
+
+PathLike = str | epath.PathLike
+
+
+class LirecFormatError(FormatError):
+    """A file of a LIReC manual_dir is missing or malformed; the message names the file."""
+
+
+def _path(path: PathLike) -> epath.Path:
+    return epath.Path(path)
+
+
+def _read_text(path: PathLike) -> str:
+    path = _path(path)
+    if not path.exists():
+        raise LirecFormatError(f"{path}: file not found")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:  # some subtitle files are latin-1
+        return data.decode("latin-1")
+
+
+def _write_text(path: PathLike, text: str) -> None:
+    path = _path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _read_json(path: PathLike) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LirecFormatError(f"{path}: not valid JSON ({e})") from e
+
+
+def _write_json(path: PathLike, obj: Any) -> None:
+    _write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+# ----------------------------------------------------------------------------- paths
+def scene_number(scene: str) -> int:
+    """The scene number of a clip stem ``scene-002.ss-0009.es-0020`` (-> 2)."""
+    m = re.match(r"scene-(\d+)", scene)
+    if m is None:
+        raise LirecFormatError(f"scene name {scene!r} does not start with 'scene-<number>'")
+    return int(m.group(1))
+
+
+def visual_path(root: PathLike, movie: str, scene: str) -> epath.Path:
+    return _path(root) / VISUAL_DIR / movie / f"{scene}.npy"
+
+
+def frame2time_path(root: PathLike, movie: str, scene: str) -> epath.Path:
+    return _path(root) / FRAME2TIME_DIR / movie / f"{scene}.matidx"
+
+
+def bert_paths(root: PathLike, movie: str, scene: str) -> dict[str, epath.Path]:
+    """{"layer": second-to-last [N, D], "all": all layers [N, 12 D], "tokens": token2idx}."""
+    stem = f"{movie}_{scene_number(scene):03d}"
+    base = _path(root) / BERT_DIR
+    return {"layer": base / BERT_LAYER_DIR / movie / f"{stem}.npy",
+            "all": base / movie / f"{stem}.npy",
+            "tokens": base / movie / f"{stem}.token2idx"}
+
+
+def dialog_path(root: PathLike, movie: str, scene: str) -> epath.Path:
+    return _path(root) / DIALOG_DIR / movie / f"{scene}.webvtt"
+
+
+def ftracks_path(root: PathLike, movie: str, scene: str) -> epath.Path:
+    return _path(root) / FTRACKS_DIR / movie / f"{scene}.json"
+
+
+def ftrack_ids_path(root: PathLike, movie: str) -> epath.Path:
+    return _path(root) / FTRACK_IDS_DIR / f"{movie}.json"
+
+
+def intersections_path(root: PathLike, movie: str, scene: str) -> epath.Path:
+    return _path(root) / INTERSECTIONS_DIR / f"intersected_{movie}_{scene_number(scene)}.csv"
+
+
+def labels_path(root: PathLike, movie: str) -> epath.Path:
+    return _path(root) / LABELS_DIR / f"{movie}.json"
+
+
+# ----------------------------------------------------------------------------- others/
+def read_split(path: PathLike) -> dict[str, list[str]]:
+    """Movie ids per released split key ("train", "val", "test")."""
+    obj = _read_json(path)
+    if not isinstance(obj, dict) or set(obj) - set(SPLITS) or not set(obj) & set(SPLITS):
+        raise LirecFormatError(f"{path}: expected an object with keys {sorted(SPLITS)}")
+    seen: dict[str, str] = {}
+    for key, movies in obj.items():
+        if not isinstance(movies, list) or not all(isinstance(m, str) for m in movies):
+            raise LirecFormatError(f"{path}: split {key!r} must be a list of movie ids")
+        for m in movies:
+            if m in seen:
+                raise LirecFormatError(f"{path}: movie {m!r} is in both {seen[m]!r} and {key!r}")
+            seen[m] = key
+    return {k: list(v) for k, v in obj.items()}
+
+
+def write_split(path: PathLike, split: Mapping[str, Sequence[str]]) -> None:
+    _write_json(path, {k: list(v) for k, v in split.items()})
+
+
+def read_merged_interactions(path: PathLike) -> tuple[list[str], dict[str, str]]:
+    """(merged names in file order = class index, original name -> merged name).
+
+    A merged name maps to itself, so labels may use either vocabulary.
+    """
+    names: list[str] = []
+    to_merged: dict[str, str] = {}
+    for i, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("\t")]
+        if not parts[0] or parts[0] in names:
+            raise LirecFormatError(f"{path}:{i}: empty or repeated merged name {parts[0]!r}")
+        names.append(parts[0])
+        for original in [parts[0], *parts[1:]]:
+            if original:
+                to_merged[original] = parts[0]
+    if not names:
+        raise LirecFormatError(f"{path}: no interaction names")
+    return names, to_merged
+
+
+def write_merged_interactions(path: PathLike,
+                              groups: Sequence[tuple[str, Sequence[str]]]) -> None:
+    _write_text(path, "".join("\t".join([name, *originals]) + "\n" for name, originals in groups))
+
+
+def read_relationship_map(path: PathLike) -> dict[str, str]:
+    """Original relationship (possibly several words) -> 15-class name (the last word)."""
+    mapping: dict[str, str] = {}
+    for i, line in enumerate(_read_text(path).splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        if len(words) < 2:
+            raise LirecFormatError(f"{path}:{i}: expected '<relationship words> <class>'")
+        mapping[" ".join(words[:-1])] = words[-1]
+    if not mapping:
+        raise LirecFormatError(f"{path}: no relationships")
+    return mapping
+
+
+def write_relationship_map(path: PathLike, mapping: Mapping[str, str]) -> None:
+    _write_text(path, "".join(f"{k} {v}\n" for k, v in mapping.items()))
+
+
+def relationship_names(mapping: Mapping[str, str]) -> list[str]:
+    """Class order of relationships: the 15 names sorted in *reverse* alphabetical order.
+
+    This is the index order of the released code (it sorts the names with "None" and reverses),
+    so released checkpoints' relationship outputs line up with our labels.
+    """
+    return sorted(set(mapping.values()), reverse=True)
+
+
+def read_relationship_opposites(path: PathLike) -> dict[str, str]:
+    """Relationship of a -> b  ->  relationship of b -> a (e.g. parent -> child)."""
+    out: dict[str, str] = {}
+    for i, line in enumerate(_read_text(path).splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        if len(words) != 2:
+            raise LirecFormatError(f"{path}:{i}: expected '<relationship> <opposite>'")
+        out[words[0]] = words[1]
+    return out
+
+
+def write_relationship_opposites(path: PathLike, opposites: Mapping[str, str]) -> None:
+    _write_text(path, "".join(f"{k} {v}\n" for k, v in opposites.items()))
+
+
+def read_org_res(path: PathLike) -> dict[str, tuple[int, int]]:
+    """Movie -> (height, width) of the original video (for face boxes on the feature grid)."""
+    out: dict[str, tuple[int, int]] = {}
+    for i, line in enumerate(_read_text(path).splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        try:
+            movie, h, w = words
+            out[movie] = (int(h), int(w))
+        except ValueError as e:
+            raise LirecFormatError(f"{path}:{i}: expected 'movie height width'") from e
+    return out
+
+
+def write_org_res(path: PathLike, res: Mapping[str, tuple[int, int]]) -> None:
+    _write_text(path, "".join(f"{m} {h} {w}\n" for m, (h, w) in res.items()))
+
+
+# ----------------------------------------------------------------------------- features
+def _load_npy(path: PathLike) -> np.ndarray:
+    path = _path(path)
+    if not path.exists():
+        raise LirecFormatError(f"{path}: file not found")
+    try:
+        with path.open("rb") as f:
+            x = np.load(f, allow_pickle=False)
+    except Exception as e:  # ValueError (pickled/corrupt), OSError, EOFError
+        raise LirecFormatError(f"{path}: not a readable .npy file ({type(e).__name__}: {e})") from e
+    if not np.issubdtype(x.dtype, np.floating):
+        raise LirecFormatError(f"{path}: expected float values, got {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise LirecFormatError(f"{path}: holds NaN or inf values")
+    return x
+
+
+def _save_npy(path: PathLike, x: np.ndarray) -> None:
+    path = _path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        np.save(f, x)
+
+
+def read_visual(path: PathLike) -> np.ndarray:
+    """Clip features float32 [T, Dv, H, W] (spatial grid) or [T, Dv] (already pooled)."""
+    x = _load_npy(path)
+    if x.ndim not in (2, 4) or x.shape[0] == 0:
+        raise LirecFormatError(f"{path}: expected [T, D] or [T, D, H, W] with T>0, got {x.shape}")
+    return x.astype(np.float32, copy=False)
+
+
+def write_visual(path: PathLike, features: np.ndarray) -> None:
+    _save_npy(path, np.asarray(features, np.float32))
+
+
+def read_frame2time(path: PathLike) -> np.ndarray:
+    """Seconds of every video frame, float64 [F] indexed by frame number (0..F-1)."""
+    frames, times = [], []
+    for i, line in enumerate(_read_text(path).splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        try:
+            f, t = words
+            frames.append(int(f))
+            times.append(float(t))
+        except ValueError as e:
+            raise LirecFormatError(f"{path}:{i}: expected 'frame seconds'") from e
+    if frames != list(range(len(frames))) or not frames:
+        raise LirecFormatError(f"{path}: frames must be numbered 0, 1, 2, ... without gaps")
+    return np.asarray(times, np.float64)
+
+
+def write_frame2time(path: PathLike, times: np.ndarray) -> None:
+    _write_text(path, "".join(f"{i} {t:.3f}\n" for i, t in enumerate(np.asarray(times))))
+
+
+def read_token2idx(path: PathLike) -> list[str]:
+    """Tokens of a scene's dialogue, in feature-row order (file lines 'token row')."""
+    tokens: list[str] = []
+    for i, line in enumerate(_read_text(path).splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        if len(words) != 2 or words[1] != str(len(tokens)):
+            raise LirecFormatError(f"{path}:{i}: expected '<token> {len(tokens)}'")
+        tokens.append(words[0])
+    return tokens
+
+
+def write_token2idx(path: PathLike, tokens: Sequence[str]) -> None:
+    _write_text(path, "".join(f"{t} {i}\n" for i, t in enumerate(tokens)))
+
+
+def sentence_token_ranges(tokens: Sequence[str]) -> list[range]:
+    """Rows of each dialogue sentence: a sentence starts at every [CLS] token."""
+    starts = [i for i, t in enumerate(tokens) if t == CLS_TOKEN]
+    ends = starts[1:] + [len(tokens)]
+    return [range(s, e) for s, e in zip(starts, ends)]
+
+
+def read_bert(root: PathLike, movie: str, scene: str) -> tuple[np.ndarray, list[str]]:
+    """(token features float32 [N, D] of the second-to-last BERT layer, tokens [N]).
+
+    Prefers the released ``second-to-last/`` file; otherwise takes layer -2 of the all-layer
+    file (``[N, 12 D]``). Raises LirecFormatError when neither exists or the rows disagree.
+    """
+    paths = bert_paths(root, movie, scene)
+    tokens = read_token2idx(paths["tokens"])
+    if paths["layer"].exists():
+        x, src = _load_npy(paths["layer"]), paths["layer"]
+    elif paths["all"].exists():
+        src = paths["all"]
+        x = _load_npy(src)
+        if x.ndim != 2 or x.shape[1] % BERT_LAYERS:
+            raise LirecFormatError(f"{src}: expected [N, {BERT_LAYERS} * D], got {x.shape}")
+        x = x.reshape(x.shape[0], BERT_LAYERS, -1)[:, -2]
+    else:
+        raise LirecFormatError(f"{paths['layer']}: file not found (nor {paths['all']})")
+    if x.ndim != 2 or x.shape[0] != len(tokens):
+        raise LirecFormatError(
+            f"{src}: {x.shape} rows do not match the {len(tokens)} tokens of {paths['tokens']}")
+    return x.astype(np.float32, copy=False), tokens
+
+
+def write_bert(root: PathLike, movie: str, scene: str, features: np.ndarray,
+               tokens: Sequence[str]) -> None:
+    """Writes the second-to-last layer file and the token index of one scene."""
+    paths = bert_paths(root, movie, scene)
+    if len(tokens) != len(features):
+        raise ValueError(f"{len(tokens)} tokens but {len(features)} feature rows")
+    _save_npy(paths["layer"], np.asarray(features, np.float32))
+    write_token2idx(paths["tokens"], tokens)
+
+
+# ----------------------------------------------------------------------------- dialogs
+@dataclasses.dataclass(frozen=True)
+class Cue:
+    """One dialogue sentence of a .webvtt file: its time span (seconds) and text lines."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+
+_TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$")
+
+
+def parse_timestamp(text: str) -> float:
+    """Seconds of 'HH:MM:SS.mmm' or 'MM:SS.mmm' (',' accepted for '.')."""
+    m = _TIME.match(text.strip())
+    if m is None:
+        raise ValueError(f"bad timestamp {text!r}")
+    h, mi, s, ms = m.groups()
+    return int(h or 0) * 3600 + int(mi) * 60 + int(s) + (int(ms.ljust(3, "0")) / 1000 if ms else 0)
+
+
+def format_timestamp(seconds: float) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def parse_webvtt(text: str, path: PathLike = "<webvtt>") -> list[Cue]:
+    """Dialogue sentences of a subtitle file.
+
+    A cue is a '-->' timing line and the non-empty lines after it. As in the paper (Sec. 4.1),
+    a cue whose text ends with '...' continues into the next cue: the two become one sentence
+    spanning both times (the '...' is dropped). A header ('WEBVTT'), NOTE/STYLE blocks and cue
+    identifiers are ignored. Cue settings after the end time are ignored.
+    """
+    cues: list[Cue] = []
+    pending: Cue | None = None
+    block: list[str] = []
+    timing: tuple[float, float] | None = None
+
+    def close() -> None:
+        nonlocal pending, timing, block
+        if timing is not None:
+            lines = tuple(ln.strip() for ln in block if ln.strip())
+            if pending is not None:
+                cue = Cue(pending.start, timing[1], pending.lines + lines)
+            else:
+                cue = Cue(timing[0], timing[1], lines)
+            if lines and lines[-1].endswith("..."):
+                pending = Cue(cue.start, cue.end, cue.lines[:-1] + (lines[-1][:-3].rstrip(),))
+            else:
+                cues.append(cue)
+                pending = None
+        timing, block = None, []
+
+    for i, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        line = raw.strip("\ufeff")
+        if "-->" in line:
+            close()
+            left, right = line.split("-->", 1)
+            try:
+                timing = (parse_timestamp(left), parse_timestamp(right.split()[0]))
+            except (ValueError, IndexError) as e:
+                raise LirecFormatError(f"{path}:{i}: bad cue timing {line.strip()!r}") from e
+            if timing[1] < timing[0]:
+                raise LirecFormatError(f"{path}:{i}: cue ends before it starts")
+        elif not line.strip():
+            close()
+        elif timing is not None:
+            block.append(line)
+    close()
+    if pending is not None:  # a file ending with '...'
+        cues.append(pending)
+    return cues
+
+
+def read_dialogs(path: PathLike) -> list[Cue]:
+    return parse_webvtt(_read_text(path), path)
+
+
+def write_webvtt(path: PathLike, cues: Sequence[Cue]) -> None:
+    blocks = ["WEBVTT\n"]
+    for c in cues:
+        blocks.append(f"{format_timestamp(c.start)} --> {format_timestamp(c.end)}\n"
+                      + "".join(f"{ln}\n" for ln in c.lines))
+    _write_text(path, "\n".join(blocks))
+
+
+# ----------------------------------------------------------------------------- face tracks
+@dataclasses.dataclass
+class FaceTrack:
+    """One face track: per detection the frame, its time (s) and the box (x, y, w, h)."""
+
+    frames: np.ndarray  # int64 [n]
+    times: np.ndarray  # float64 [n]
+    boxes: np.ndarray  # float32 [n, 4]
+
+
+def read_ftracks(path: PathLike) -> list[FaceTrack]:
+    obj = _read_json(path)
+    if not isinstance(obj, dict) or not isinstance(obj.get("ftracks"), list):
+        raise LirecFormatError(f"{path}: expected an object with a list 'ftracks'")
+    tracks = []
+    for k, track in enumerate(obj["ftracks"]):
+        try:
+            frames = np.asarray([int(d["frame"]) for d in track], np.int64)
+            times = np.asarray([float(d["timestamp"]) for d in track], np.float64)
+            boxes = np.asarray([[float(d[c]) for c in "xywh"] for d in track],
+                               np.float32).reshape(-1, 4)
+        except (KeyError, TypeError, ValueError) as e:
+            raise LirecFormatError(
+                f"{path}: track {k}: every detection needs frame, timestamp, x, y, w, h") from e
+        if np.any(np.diff(times) < 0):
+            raise LirecFormatError(f"{path}: track {k}: timestamps are not sorted")
+        tracks.append(FaceTrack(frames, times, boxes))
+    return tracks
+
+
+def write_ftracks(path: PathLike, tracks: Sequence[FaceTrack]) -> None:
+    out = []
+    for t in tracks:
+        out.append([{"frame": int(f), "timestamp": round(float(s), 3),
+                     **{c: round(float(v), 2) for c, v in zip("xywh", b)}}
+                    for f, s, b in zip(t.frames, t.times, t.boxes)])
+    _write_json(path, {"ftracks": out})
+
+
+def read_ftrack_ids(path: PathLike) -> dict[str, list[str | None]]:
+    """Scene -> character name (lower-cased) or None per track of ftracks/<movie>/<scene>."""
+    obj = _read_json(path)
+    if not isinstance(obj, dict):
+        raise LirecFormatError(f"{path}: expected an object scene -> list of names")
+    out: dict[str, list[str | None]] = {}
+    for scene, names in obj.items():
+        if not isinstance(names, list) or not all(n is None or isinstance(n, str) for n in names):
+            raise LirecFormatError(f"{path}: scene {scene!r}: expected a list of names or null")
+        out[scene] = [None if n is None else n.lower() for n in names]
+    return out
+
+
+def write_ftrack_ids(path: PathLike, ids: Mapping[str, Sequence[str | None]]) -> None:
+    _write_json(path, {k: list(v) for k, v in ids.items()})
+
+
+# ----------------------------------------------------------------------------- intersections
+def read_intersections(path: PathLike) -> dict[str, list[str]]:
+    """Interaction name -> names of the interactions overlapping it in the scene (CSV rows)."""
+    import csv
+    import io
+
+    out: dict[str, list[str]] = {}
+    for row in csv.reader(io.StringIO(_read_text(path))):
+        if row:
+            out[row[0]] = [r for r in row[1:] if r]
+    return out
+
+
+def write_intersections(path: PathLike, rows: Mapping[str, Sequence[str]]) -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for name, others in rows.items():
+        writer.writerow([name, *others])
+    _write_text(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------- labels
+@dataclasses.dataclass(frozen=True)
+class InteractionRecord:
+    """One annotated interaction of a MovieGraphs clip graph.
+
+    ``pairs`` are its directed person-to-person instances (from, to); one side is None when
+    only one participant is linked (MovieGraphs allows it). ``characters`` are the people
+    linked to the interaction in the clip graph (the candidates of Sec. 3.2).
+    """
+
+    id: str
+    scene: str
+    start: float
+    end: float
+    name: str
+    characters: tuple[str, ...]
+    pairs: tuple[tuple[str | None, str | None], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RelationshipRecord:
+    """A directed relationship ``source -> target`` annotated in one scene's clip graph."""
+
+    scene: str
+    source: str
+    target: str
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MovieLabels:
+    movie_id: str
+    interactions: tuple[InteractionRecord, ...]
+    relationships: tuple[RelationshipRecord, ...]
+
+
+def read_movie_labels(path: PathLike) -> MovieLabels:
+    obj = _read_json(path)
+    try:
+        inters = tuple(
+            InteractionRecord(
+                id=str(d["id"]), scene=str(d["scene"]), start=float(d["start"]),
+                end=float(d["end"]), name=str(d["name"]),
+                characters=tuple(str(c).lower() for c in d["characters"]),
+                pairs=tuple((None if a is None else str(a).lower(),
+                             None if b is None else str(b).lower()) for a, b in d["pairs"]))
+            for d in obj["interactions"])
+        rels = tuple(RelationshipRecord(str(d["scene"]), str(d["source"]).lower(),
+                                        str(d["target"]).lower(), str(d["name"]))
+                     for d in obj["relationships"])
+        labels = MovieLabels(str(obj["movie_id"]), inters, rels)
+    except (KeyError, TypeError, ValueError) as e:
+        raise LirecFormatError(f"{path}: malformed labels ({type(e).__name__}: {e})") from e
+    ids = [r.id for r in labels.interactions]
+    if len(set(ids)) != len(ids):
+        raise LirecFormatError(f"{path}: repeated interaction ids")
+    for r in labels.interactions:
+        if r.end < r.start:
+            raise LirecFormatError(f"{path}: interaction {r.id!r} ends before it starts")
+        scene_number(r.scene)
+    return labels
+
+
+def write_movie_labels(path: PathLike, labels: MovieLabels) -> None:
+    _write_json(path, {
+        "movie_id": labels.movie_id,
+        "interactions": [dict(id=r.id, scene=r.scene, start=r.start, end=r.end, name=r.name,
+                              characters=list(r.characters), pairs=[list(p) for p in r.pairs])
+                         for r in labels.interactions],
+        "relationships": [dataclasses.asdict(r) for r in labels.relationships],
+    })

@@ -1,0 +1,199 @@
+"""The ERATO manual_dir layout: label sets, modal streams, and readers/writers.
+
+ERATO (Gao et al., "Pairwise Emotional Relationship Recognition in Drama Videos") is not
+released in a public file format, so jaxaffect defines the layout a user converts to::
+
+    <manual_dir>/
+      annotations.csv            header: clip_id,label,split
+                                 label: hostile|tense|mild|intimate|neutral
+                                 split: train|test
+      features/<clip_id>.npz     one file per clip, for every stream name s in STREAMS:
+                                   s            float32 [T, d_s]   feature of stream s at step t
+                                   s + "_mask"  bool    [T]        True where the stream is present
+
+All streams of one clip share the same T (the clip's sampled time steps); feature sizes d_s
+may differ between streams but must be the same for every clip of a dataset. Absent steps
+should hold zeros (the paper zero-pads missing features, Sec. 4.1); the mask is what the
+models read.
+
+The same per-clip file is what `jaxaffect predict --features` takes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Mapping
+
+import numpy as np
+from etils import epath
+
+from jaxaffect.data.npz import write_npz
+from jaxaffect.errors import FormatError
+
+# The five modal streams of the paper (Sec. 5.1): person A, person B, background, audio, text.
+STREAMS: tuple[str, ...] = ("person_a", "person_b", "background", "audio", "text")
+
+# Fine labels (paper Table 1/2). The index is the class id used everywhere.
+FINE_LABELS: tuple[str, ...] = ("hostile", "tense", "mild", "intimate", "neutral")
+# Coarse labels; hostile/tense are negative, mild/intimate positive (paper Table 1).
+COARSE_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+FINE_TO_COARSE: dict[str, str] = {
+    "hostile": "negative",
+    "tense": "negative",
+    "mild": "positive",
+    "intimate": "positive",
+    "neutral": "neutral",
+}
+# fine id -> coarse id, as an array for vectorised mapping.
+FINE_TO_COARSE_ID = np.array(
+    [COARSE_LABELS.index(FINE_TO_COARSE[name]) for name in FINE_LABELS], dtype=np.int32
+)
+SPLITS: tuple[str, ...] = ("train", "test")
+ANNOTATION_FILE = "annotations.csv"
+FEATURE_DIR = "features"
+ANNOTATION_HEADER = ("clip_id", "label", "split")
+
+
+class EratoFormatError(FormatError):
+    """A file of an ERATO-layout manual_dir is missing or malformed (the message names it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotation:
+    clip_id: str
+    label: str
+    split: str
+
+    @property
+    def label_id(self) -> int:
+        return FINE_LABELS.index(self.label)
+
+    @property
+    def coarse_label(self) -> str:
+        return FINE_TO_COARSE[self.label]
+
+
+def read_annotations(manual_dir: str | epath.PathLike) -> list[Annotation]:
+    """Reads and validates `annotations.csv`; errors name the file and the line."""
+    path = epath.Path(manual_dir) / ANNOTATION_FILE
+    if not path.exists():
+        raise EratoFormatError(f"{path}: annotation file not found (expected {ANNOTATION_HEADER})")
+    rows: list[Annotation] = []
+    seen: set[str] = set()
+    with path.open("r") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header) != ANNOTATION_HEADER:
+            raise EratoFormatError(f"{path}:1: header must be {','.join(ANNOTATION_HEADER)}, "
+                                   f"got {header!r}")
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != 3:
+                raise EratoFormatError(
+                    f"{path}:{lineno}: expected 3 fields, got {len(row)}: {row!r}")
+            clip_id, label, split = (c.strip() for c in row)
+            if not clip_id or "/" in clip_id or "\\" in clip_id:
+                raise EratoFormatError(f"{path}:{lineno}: bad clip_id {clip_id!r}")
+            if label not in FINE_LABELS:
+                raise EratoFormatError(
+                    f"{path}:{lineno}: unknown label {label!r} (one of {', '.join(FINE_LABELS)})")
+            if split not in SPLITS:
+                raise EratoFormatError(
+                    f"{path}:{lineno}: unknown split {split!r} (one of {', '.join(SPLITS)})")
+            if clip_id in seen:
+                raise EratoFormatError(f"{path}:{lineno}: duplicate clip_id {clip_id!r}")
+            seen.add(clip_id)
+            rows.append(Annotation(clip_id, label, split))
+    if not rows:
+        raise EratoFormatError(f"{path}: no annotation rows")
+    return rows
+
+
+def write_annotations(manual_dir: str | epath.PathLike, rows: list[Annotation]) -> None:
+    path = epath.Path(manual_dir) / ANNOTATION_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(ANNOTATION_HEADER)
+        for r in rows:
+            writer.writerow([r.clip_id, r.label, r.split])
+
+
+def feature_path(manual_dir: str | epath.PathLike, clip_id: str) -> epath.Path:
+    return epath.Path(manual_dir) / FEATURE_DIR / f"{clip_id}.npz"
+
+
+@dataclasses.dataclass
+class ClipFeatures:
+    """One clip's streams: features[s] is [T, d_s] float32, masks[s] is [T] bool."""
+
+    features: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+
+    @property
+    def num_steps(self) -> int:
+        return int(next(iter(self.masks.values())).shape[0])
+
+    def dims(self) -> dict[str, int]:
+        return {s: int(v.shape[1]) for s, v in self.features.items()}
+
+
+def validate_clip(clip: ClipFeatures, where: str,
+                  expected_dims: Mapping[str, int] | None = None) -> ClipFeatures:
+    """Checks shapes, dtypes and finiteness; raises EratoFormatError naming `where`."""
+    steps = None
+    for s in STREAMS:
+        if s not in clip.features or s not in clip.masks:
+            raise EratoFormatError(f"{where}: missing stream {s!r} or its mask {s + '_mask'!r}")
+        x, m = clip.features[s], clip.masks[s]
+        if x.ndim != 2:
+            raise EratoFormatError(f"{where}: stream {s!r} must be [T, d], got shape {x.shape}")
+        if m.ndim != 1 or m.shape[0] != x.shape[0]:
+            raise EratoFormatError(
+                f"{where}: mask {s + '_mask'!r} must be [T] with T={x.shape[0]}, got {m.shape}")
+        if steps is None:
+            steps = x.shape[0]
+        elif x.shape[0] != steps:
+            raise EratoFormatError(
+                f"{where}: stream {s!r} has T={x.shape[0]} but earlier streams have T={steps}")
+        if expected_dims is not None and x.shape[1] != expected_dims[s]:
+            raise EratoFormatError(
+                f"{where}: stream {s!r} has d={x.shape[1]}, dataset uses d={expected_dims[s]}")
+        if not np.all(np.isfinite(x)):
+            raise EratoFormatError(f"{where}: stream {s!r} holds NaN or inf values")
+    if not steps:
+        raise EratoFormatError(f"{where}: clip has no time steps")
+    return clip
+
+
+def read_clip(path: str | epath.PathLike,
+              expected_dims: Mapping[str, int] | None = None) -> ClipFeatures:
+    """Reads one per-clip .npz feature file and validates it."""
+    path = epath.Path(path)
+    if not path.exists():
+        raise EratoFormatError(f"{path}: feature file not found")
+    try:
+        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in z.files}
+    except Exception as e:  # zipfile.BadZipFile, ValueError (pickled arrays), OSError, EOFError
+        raise EratoFormatError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
+    features, masks = {}, {}
+    for s in STREAMS:
+        if s not in arrays or s + "_mask" not in arrays:
+            raise EratoFormatError(
+                f"{path}: missing array {s!r} or {s + '_mask'!r} (has {sorted(arrays)})")
+        features[s] = arrays[s].astype(np.float32, copy=False)
+        masks[s] = arrays[s + "_mask"].astype(bool, copy=False)
+    return validate_clip(ClipFeatures(features, masks), str(path), expected_dims)
+
+
+def write_clip(path: str | epath.PathLike, clip: ClipFeatures) -> None:
+    path = epath.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for s in STREAMS:
+        arrays[s] = np.asarray(clip.features[s], np.float32)
+        arrays[s + "_mask"] = np.asarray(clip.masks[s], bool)
+    write_npz(path, arrays)

@@ -1,0 +1,361 @@
+"""grain input pipeline over a prepared ERATO TFDS directory (reads without tensorflow).
+
+Data flow: record files (TFRecord or ArrayRecord, as built) -> split selection (validation is
+carved from the builder's train split) -> per-host part -> decode with the dataset's
+`features.deserialize_example_np` -> `pad_or_crop` -> batch (numpy).
+
+* TFRecord (sequential files): the shard files are read with `TFRecordIterDataset`, their order
+  shuffled per epoch, interleaved, and the records shuffled in a window of `shuffle_window`.
+* ArrayRecord (random access): `ArrayRecordDataSource` + `MapDataset`, global shuffle per epoch.
+
+Splits: "train", "validation", "test", "train_full". When the build has no validation split
+(ERATO has train/test only), "validation" is `validation_fraction` of the train split,
+stratified by fine label and chosen by a hash of the clip id (independent of the seed, so model
+selection is stable across seeds); "train" is the rest, "train_full" all of the train split.
+
+`shuffle=True` gives a training iterator (shuffled, `num_epochs` passes or forever, the last
+incomplete batch dropped). `shuffle=False` gives an evaluation iterator: file order, every
+example exactly once per pass, the last batch of a pass filled with `valid=False` zero examples
+so that all batches have the same shape (and all hosts the same number of batches).
+
+The iterator of the returned dataset is a grain `DatasetIterator` (`get_state`/`set_state`,
+works with `grain.checkpoint.CheckpointSave`/`CheckpointRestore`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import threading
+import uuid
+from typing import Any
+
+import grain
+import numpy as np
+from etils import epath
+
+from jaxaffect.data.records import DatasetFiles, builder_dir_for, dataset_files, read_records
+from jaxaffect.families.perr.erato_format import COARSE_LABELS, FINE_LABELS
+from jaxaffect.families.perr.transforms import collate, pad_or_crop, padding_example
+
+__all__ = [
+    "SPLITS", "builder_dir_for", "make_dataset", "split_size", "stream_dims", "class_counts",
+    "pad_or_crop", "validation_clip_ids",
+]
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test", "train_full")
+INDEX_FILE = "jaxaffect_split_index.json"
+_INDEX_VERSION = 1
+_PAD = b""  # marks a padding element; real serialized examples are never empty
+_NUM_CLASSES = {"label": len(FINE_LABELS), "coarse_label": len(COARSE_LABELS)}
+
+
+def stream_dims(builder_dir: str) -> dict[str, int]:
+    """Feature size d_s of every stream, as recorded at build time (or read from an example)."""
+    files = dataset_files(os.fspath(builder_dir))
+    dims = files.metadata.get("stream_dims")
+    if dims:
+        return {s: int(d) for s, d in dims.items()}
+    for split in files.filepaths:
+        for record in read_records(files, split):
+            example = files.features.deserialize_example_np(record)
+            return {s: int(x.shape[1]) for s, x in example["streams"].items()}
+    raise ValueError(f"{builder_dir}: dataset has no examples")
+
+
+# ----------------------------------------------------------------------------- split index
+
+_index_lock = threading.Lock()
+_memory_index: dict[str, dict[str, Any]] = {}
+
+
+def _load_index(files: DatasetFiles) -> dict[str, Any]:
+    """The cached index {splits: {tfds_split: {clip_id, label, coarse_label}}, validation: {}}."""
+    key = files.builder_dir
+    if key in _memory_index:
+        return _memory_index[key]
+    index: dict[str, Any] = {"version": _INDEX_VERSION, "splits": {}, "validation": {}}
+    path = epath.Path(files.builder_dir) / INDEX_FILE
+    try:
+        loaded = json.loads(path.read_text())
+        if loaded.get("version") == _INDEX_VERSION:
+            # Keep only split entries that still match the build.
+            for split, entry in loaded.get("splits", {}).items():
+                if split in files.shard_lengths and (
+                        len(entry["clip_id"]) == files.num_examples(split)):
+                    index["splits"][split] = entry
+            if set(index["splits"]) == set(loaded.get("splits", {})):
+                index["validation"] = loaded.get("validation", {})
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    _memory_index[key] = index
+    return index
+
+
+def _save_index(files: DatasetFiles, index: dict[str, Any]) -> None:
+    """Writes the index next to the data; a read-only directory keeps it in memory only."""
+    path = epath.Path(files.builder_dir) / INDEX_FILE
+    tmp = path.with_name(f".{INDEX_FILE}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(json.dumps(index))
+        tmp.replace(path)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _split_labels(files: DatasetFiles, tfds_split: str) -> dict[str, Any]:
+    """clip_id list and label arrays of a tfds split in canonical order (one pass, cached)."""
+    with _index_lock:
+        index = _load_index(files)
+        entry = index["splits"].get(tfds_split)
+        if entry is None:
+            entry = {"clip_id": [], "label": [], "coarse_label": []}
+            for record in read_records(files, tfds_split):
+                ex = files.features.deserialize_example_np(record)
+                entry["clip_id"].append(ex["clip_id"].decode("utf-8"))
+                entry["label"].append(int(ex["label"]))
+                entry["coarse_label"].append(int(ex["coarse_label"]))
+            index["splits"][tfds_split] = entry
+            _save_index(files, index)
+    return {"clip_id": entry["clip_id"],
+            "label": np.asarray(entry["label"], np.int64),
+            "coarse_label": np.asarray(entry["coarse_label"], np.int64)}
+
+
+def _clip_hash(clip_id: str) -> str:
+    return hashlib.sha256(clip_id.encode("utf-8")).hexdigest()
+
+
+def _validation_positions(files: DatasetFiles, fraction: float) -> np.ndarray:
+    """Positions (in the train split) of the carved validation examples, sorted."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {fraction}")
+    labels = _split_labels(files, "train")
+    ids, fine = labels["clip_id"], labels["label"]
+    key = repr(float(fraction))
+    with _index_lock:
+        index = _load_index(files)
+        cached = index["validation"].get(key)
+    if cached is not None:
+        chosen = set(cached)
+    else:
+        # Stratified: in every fine class, round(fraction * n_class) clips (halves up; at most
+        # n_class - 1, so every class keeps a training example), taken in the order of a hash
+        # of the clip id, so the choice depends on neither seed nor the clip naming scheme.
+        chosen = set()
+        for c in range(len(FINE_LABELS)):
+            members = [ids[i] for i in np.flatnonzero(fine == c)]
+            k = min(int(np.floor(fraction * len(members) + 0.5)), max(len(members) - 1, 0))
+            chosen.update(sorted(members, key=_clip_hash)[:k])
+        with _index_lock:
+            index["validation"][key] = sorted(chosen)
+            _save_index(files, index)
+    return np.asarray([i for i, c in enumerate(ids) if c in chosen], np.int64)
+
+
+def validation_clip_ids(builder_dir: str, validation_fraction: float = 0.1) -> list[str]:
+    """The clip ids of the "validation" split, sorted."""
+    files = dataset_files(os.fspath(builder_dir))
+    tfds_split, positions = _split_positions(files, "validation", validation_fraction)
+    ids = _split_labels(files, tfds_split)["clip_id"]
+    return sorted(ids[i] for i in positions)
+
+
+def _split_positions(files: DatasetFiles, split: str, fraction: float) -> tuple[str, np.ndarray]:
+    """(tfds split, sorted canonical positions of the examples of `split` in it)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
+    has_validation = "validation" in files.shard_lengths
+    if split == "test" or (split == "validation" and has_validation):
+        return split, np.arange(files.num_examples(split))
+    n_train = files.num_examples("train")
+    if split == "train_full" or (split == "train" and has_validation):
+        return "train", np.arange(n_train)
+    val = _validation_positions(files, fraction)
+    if split == "validation":
+        return "train", val
+    return "train", np.setdiff1d(np.arange(n_train), val)
+
+
+def split_size(builder_dir: str, split: str, validation_fraction: float = 0.1) -> int:
+    """Number of examples of `split` (over all hosts)."""
+    files = dataset_files(os.fspath(builder_dir))
+    return int(_split_positions(files, split, validation_fraction)[1].shape[0])
+
+
+def class_counts(builder_dir: str, split: str, label_key: str = "label",
+                 validation_fraction: float = 0.1) -> np.ndarray:
+    """Examples per class of `label_key` ("label" or "coarse_label") in `split`, int64 [C]."""
+    if label_key not in _NUM_CLASSES:
+        raise ValueError(f"label_key must be one of {sorted(_NUM_CLASSES)}, got {label_key!r}")
+    files = dataset_files(os.fspath(builder_dir))
+    tfds_split, positions = _split_positions(files, split, validation_fraction)
+    labels = _split_labels(files, tfds_split)[label_key][positions]
+    return np.bincount(labels, minlength=_NUM_CLASSES[label_key]).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- grain pieces
+
+class _SelectedRecordsIterator(grain.DatasetIterator):
+    """Yields the records at the given (sorted) indices of one TFRecord file."""
+
+    def __init__(self, path: str, keep: tuple[int, ...]):
+        super().__init__()
+        self._path = path
+        self._records = grain.experimental.TFRecordIterDataset(path).__iter__()
+        self._keep = keep
+        self._next = 0  # position in `keep`
+        self._index = 0  # records read from the file
+
+    def __next__(self) -> bytes:
+        if self._next >= len(self._keep):
+            raise StopIteration
+        target = self._keep[self._next]
+        while True:
+            try:
+                record = next(self._records)
+            except StopIteration:
+                raise ValueError(f"{self._path}: has {self._index} records, expected more than "
+                                 f"{target} (is the split index {INDEX_FILE} stale?)") from None
+            self._index += 1
+            if self._index - 1 == target:
+                break
+        self._next += 1
+        return record
+
+    def get_state(self) -> dict[str, Any]:
+        return {"reader": self._records.get_state(), "index": self._index, "next": self._next}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._records.set_state(state["reader"])
+        self._index, self._next = int(state["index"]), int(state["next"])
+
+
+class _SelectedRecords(grain.IterDataset):
+    """IterDataset of selected records of a TFRecord file (unselected ones are not decoded)."""
+
+    def __init__(self, path: str, keep: tuple[int, ...]):
+        super().__init__()
+        self._path, self._keep = path, keep
+
+    def __iter__(self) -> _SelectedRecordsIterator:
+        return _SelectedRecordsIterator(self._path, self._keep)
+
+
+def _entry_dataset(entry: tuple[str | None, Any]) -> grain.IterDataset | grain.MapDataset:
+    """(path, keep) -> records of a file; (None, n) -> n padding markers."""
+    path, arg = entry
+    if path is None:
+        return grain.MapDataset.source([_PAD] * int(arg))
+    return _SelectedRecords(path, tuple(arg))
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReadRecord:
+    source: Any  # ArrayRecordDataSource
+
+    def __call__(self, position: int) -> bytes:
+        return _PAD if position < 0 else self.source[position]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Decode:
+    features: Any
+    dims: dict[str, int]
+    max_steps: int
+
+    def __call__(self, record: bytes) -> dict[str, Any]:
+        if record == _PAD:
+            return padding_example(self.dims, self.max_steps)
+        return pad_or_crop(self.features.deserialize_example_np(record), self.max_steps)
+
+
+def _file_entries(files: DatasetFiles, tfds_split: str, positions: np.ndarray) -> list[tuple]:
+    """[(path, record indices in that file)] for the files holding any of `positions`."""
+    entries, start = [], 0
+    for path, length in zip(files.filepaths[tfds_split], files.shard_lengths[tfds_split]):
+        inside = positions[(positions >= start) & (positions < start + length)]
+        if inside.size:
+            entries.append((path, tuple(int(i) for i in np.sort(inside - start))))
+        start += length
+    return entries
+
+
+def _resolve_hosts(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+    if process_index is None or process_count is None:
+        import jax  # imported here so that reading data alone does not start jax
+
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+    return process_index, process_count
+
+
+def make_dataset(builder_dir: str, split: str, *, batch_size: int, max_steps: int,
+                 shuffle: bool, seed: int = 0, num_epochs: int | None = 1,
+                 validation_fraction: float = 0.1, process_index: int | None = None,
+                 process_count: int | None = None, shuffle_window: int = 1024) -> grain.IterDataset:
+    """Batches of this host for `split` (see the module docstring for the semantics).
+
+    `batch_size` is the global batch size; each host yields batch_size // process_count
+    examples per batch. Host h takes the examples at positions h, h + P, h + 2P, ... of the
+    split (P hosts); for training every host keeps the same number, floor(N / P), so that all
+    hosts run the same number of steps (at most P - 1 examples per epoch are left out).
+    """
+    builder_dir = os.fspath(builder_dir)
+    files = dataset_files(builder_dir)
+    process_index, process_count = _resolve_hosts(process_index, process_count)
+    if batch_size <= 0 or batch_size % process_count:
+        raise ValueError(f"global batch_size={batch_size} must be a positive multiple of "
+                         f"process_count={process_count}")
+    if num_epochs is not None and num_epochs < 1:
+        raise ValueError(f"num_epochs must be None or >= 1, got {num_epochs}")
+    local_batch = batch_size // process_count
+    tfds_split, positions = _split_positions(files, split, validation_fraction)
+    total = positions.shape[0]
+    if total == 0:
+        raise ValueError(f"{builder_dir}: split {split!r} is empty "
+                         f"(validation_fraction={validation_fraction})")
+    host = positions[process_index::process_count]
+    decode = _Decode(files.features, stream_dims(builder_dir), max_steps)
+
+    if shuffle:
+        host = host[: total // process_count]
+        if host.size < local_batch:
+            raise ValueError(f"split {split!r} has {host.size} examples per host, fewer than "
+                             f"one batch of {local_batch}")
+    else:
+        per_host = -(-total // process_count)
+        num_pad = -(-per_host // local_batch) * local_batch - host.size
+
+    if files.file_format == "array_record":
+        source = grain.sources.ArrayRecordDataSource(list(files.filepaths[tfds_split]))
+        if shuffle:
+            ds = grain.MapDataset.source(host.tolist()).shuffle(seed=seed)
+        else:
+            ds = grain.MapDataset.source(host.tolist() + [-1] * num_pad)
+        if num_epochs != 1:
+            ds = ds.repeat(num_epochs)
+        ds = ds.map(_ReadRecord(source)).map(decode)
+        ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=64))
+    else:
+        entries = _file_entries(files, tfds_split, host)
+        if shuffle:
+            file_ds = grain.MapDataset.source(entries).shuffle(seed=seed)
+        else:
+            file_ds = grain.MapDataset.source(entries + ([(None, num_pad)] if num_pad else []))
+        if num_epochs != 1:
+            file_ds = file_ds.repeat(num_epochs)
+        ds = grain.experimental.InterleaveIterDataset(
+            file_ds.map(_entry_dataset), cycle_length=min(len(entries), 16) if shuffle else 1)
+        if shuffle:
+            ds = grain.experimental.WindowShuffleIterDataset(
+                ds, window_size=max(1, shuffle_window), seed=seed)
+        ds = ds.map(decode)
+    return ds.batch(local_batch, drop_remainder=shuffle, batch_fn=collate)

@@ -1,0 +1,98 @@
+"""Per-example transforms of the ERATO input pipeline (pure numpy, no tensorflow).
+
+`pad_or_crop` turns one decoded clip (variable T) into fixed shapes; `padding_example` is the
+all-zero `valid=False` filler of evaluation batches; `collate` stacks examples into a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxaffect.data.sequences import crop_indices
+from jaxaffect.families.perr.erato_format import STREAMS
+
+# Keys of one transformed example / of a batch (leading batch axis added by `collate`).
+EXAMPLE_KEYS: tuple[str, ...] = (
+    "streams", "masks", "step_mask", "label", "coarse_label", "valid", "clip_id")
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return _as_str(value.item())
+    return str(value)
+
+
+def pad_or_crop(example: Mapping[str, Any], max_steps: int) -> dict[str, Any]:
+    """Pads or crops one clip to `max_steps` steps.
+
+    Args:
+      example: a decoded example: `streams` {s: [T, d_s]} and `masks` {s: [T]} for every s in
+        STREAMS; optionally `label`, `coarse_label`, `clip_id` (bytes or str), `num_steps`.
+      max_steps: the fixed number of steps T of the output.
+
+    Returns:
+      `streams` {s: float32 [max_steps, d_s]} (zero wherever the output mask is False),
+      `masks` {s: bool [max_steps]} (stream present and step within the clip), `step_mask`
+      bool [max_steps] (step within the clip after cropping), `valid` True, and `label`,
+      `coarse_label` (int32) and `clip_id` (str) when the input has them.
+    """
+    streams_in, masks_in = example["streams"], example["masks"]
+    num_steps = int(np.asarray(masks_in[STREAMS[0]]).shape[0])
+    keep = crop_indices(num_steps, max_steps)
+    length = keep.shape[0]
+    step_mask = np.zeros(max_steps, bool)
+    step_mask[:length] = True
+    streams, masks = {}, {}
+    for s in STREAMS:
+        x = np.asarray(streams_in[s], np.float32)
+        m = np.asarray(masks_in[s], bool)
+        if x.shape[0] != num_steps or m.shape[0] != num_steps:
+            raise ValueError(f"stream {s!r}: T={x.shape[0]} and mask T={m.shape[0]}, "
+                             f"expected {num_steps}")
+        out_m = np.zeros(max_steps, bool)
+        out_m[:length] = m[keep]
+        out_x = np.zeros((max_steps, x.shape[1]), np.float32)
+        # Absent steps are zero in the output whatever the file holds there.
+        out_x[:length] = np.where(out_m[:length, None], x[keep], 0.0)
+        streams[s], masks[s] = out_x, out_m
+    out: dict[str, Any] = {"streams": streams, "masks": masks, "step_mask": step_mask,
+                           "valid": np.bool_(True)}
+    for key in ("label", "coarse_label"):
+        if key in example:
+            out[key] = np.int32(example[key])
+    if "clip_id" in example:
+        out["clip_id"] = _as_str(example["clip_id"])
+    return out
+
+
+def padding_example(dims: Mapping[str, int], max_steps: int) -> dict[str, Any]:
+    """An all-zero example with `valid=False` (fills the last evaluation batch)."""
+    return {
+        "streams": {s: np.zeros((max_steps, dims[s]), np.float32) for s in STREAMS},
+        "masks": {s: np.zeros(max_steps, bool) for s in STREAMS},
+        "step_mask": np.zeros(max_steps, bool),
+        "label": np.int32(0),
+        "coarse_label": np.int32(0),
+        "valid": np.bool_(False),
+        "clip_id": "",
+    }
+
+
+def collate(examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Stacks transformed examples into a numpy batch; `clip_id` becomes an object array of str."""
+    clip_id = np.empty(len(examples), dtype=object)
+    clip_id[:] = [e["clip_id"] for e in examples]
+    return {
+        "streams": {s: np.stack([e["streams"][s] for e in examples]) for s in STREAMS},
+        "masks": {s: np.stack([e["masks"][s] for e in examples]) for s in STREAMS},
+        "step_mask": np.stack([e["step_mask"] for e in examples]),
+        "label": np.asarray([e["label"] for e in examples], np.int32),
+        "coarse_label": np.asarray([e["coarse_label"] for e in examples], np.int32),
+        "valid": np.asarray([e["valid"] for e in examples], bool),
+        "clip_id": clip_id,
+    }

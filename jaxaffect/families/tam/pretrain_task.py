@@ -1,0 +1,341 @@
+"""TAM's time-sync-comment (TSC) pretraining of the CTM module (Sec. 4.2, Tables 3-4).
+
+Data: the ``bilibili_tsc`` build (windows of ``data.num_segments`` consecutive segments and
+their comments, :func:`jaxaffect.families.tam.batches.tsc_example`). Splits: ``validation`` is a
+deterministic ``data.validation_fraction`` of the build's train split chosen by a hash of
+``example_id`` (stable across seeds and builds), ``train`` the rest, ``train_full`` all of it,
+``test`` the build's test split.
+
+Model: :class:`~jaxaffect.families.tam.tsc_decoder.TAMPretrainModel`; params
+``{"encoder", "decoder", "word_head"}``, so fine-tuning copies ``params["encoder"]``. The words are
+masked inside the jitted loss (``pretrain.masking``: "emotional" = every lexicon word, Table 3's
+"random10/20/30" = that share of each comment's words), the loss is Eq. 10 over ``pretrain.tasks``
+with ``pretrain.lambda_w`` / ``lambda_t`` (Table 4).
+
+Model selection: the validation pretraining loss (Eq. 10 over the chosen tasks, averaged over
+the split's masked words and comments), lower is better: it is the objective itself, exists
+for every Table 4 row, and is not saturated like an accuracy on a small validation set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxaffect.config_loading import (
+    ConfigError,
+    init_from_section,
+    mesh_section,
+    optimizer_section,
+    parse_arg,
+    resolve_builder_dir,
+    training_section,
+)
+from jaxaffect.data import prepared
+from jaxaffect.data.memory_dataset import make_batches
+from jaxaffect.families.tam import batches as tam_batches
+from jaxaffect.families.tam import tsc_objectives as tp
+from jaxaffect.families.tam.fusion_baselines import STRATEGIES
+from jaxaffect.nn import compute_dtype
+from jaxaffect.task import Task
+
+MASKINGS = {"emotional": 0.0, "random10": 0.1, "random20": 0.2, "random30": 0.3}
+# Never masked: padding, start, mask and unknown-word tokens ([UNK] carries no word to predict).
+SPECIAL_IDS = (tam_batches.PAD_ID, tam_batches.START_ID, tam_batches.MASK_ID,
+               tam_batches.UNK_ID)
+CONFIG_ARGS = {"masking": "emotional", "tasks": "word+time", "lambda": "1:1",
+               "strategy": "ctm", "runlocal": False}
+
+
+def pretrain_config(arg: str | None) -> ml_collections.ConfigDict:
+    """The config of configs/tam/pretrain.py."""
+    a = parse_arg(arg, CONFIG_ARGS)
+    if a.masking not in MASKINGS:
+        raise ConfigError(f"masking={a.masking!r}: one of {sorted(MASKINGS)}")
+    tasks = tuple(t for t in a.tasks.split("+") if t)
+    if not tasks or set(tasks) - set(tp.TASKS):
+        raise ConfigError(f"tasks={a.tasks!r}: word, time or word+time")
+    try:
+        lw, lt = (float(x) for x in a["lambda"].split(":"))
+    except ValueError as e:
+        raise ConfigError(f"lambda={a['lambda']!r}: expected w:t, e.g. 1:1") from e
+    if a.strategy not in STRATEGIES:
+        raise ConfigError(f"strategy={a.strategy!r}: one of {STRATEGIES}")
+    c = ml_collections.ConfigDict()
+    c.task = "tam_pretrain"
+    c.name = f"tam_pretrain_{a.masking}_{'+'.join(tasks)}_{a['lambda'].replace(':', 'to')}"
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "bilibili_tsc"
+    c.data.data_dir = str(Path("~/tensorflow_datasets").expanduser())
+    c.data.builder_dir = ""
+    c.data.validation_fraction = 0.05
+    c.data.num_segments = 64  # T consecutive segments per window (Sec. 5.2)
+    c.data.max_comments = 32  # comments kept per window (random subset in training)
+
+    c.model = ml_collections.ConfigDict()
+    c.model.strategy = a.strategy  # the paper pretrains the CTM module
+    c.model.width = 768
+    c.model.num_layers = 12
+    c.model.num_heads = 12
+    c.model.mlp_dim = 0  # 0: 4 * width
+    c.model.max_segments = 64  # must equal the fine-tuning config's
+    c.model.share_across_modalities = True
+    c.model.dropout_rate = 0.1
+    c.model.decoder_layers = 8  # Sec. 5.2: L = 8 decoder layers
+    c.model.max_words = 16
+    c.model.remat = False
+    c.model.dtype = "float32"
+
+    c.pretrain = ml_collections.ConfigDict()
+    c.pretrain.masking = a.masking
+    c.pretrain.tasks = tasks
+    c.pretrain.lambda_w = lw
+    c.pretrain.lambda_t = lt
+    # Word logits only at the first `max_masked` masked words of each window (0: at every
+    # word position). Fewer masked words than this: identical loss; more: the rest unscored.
+    c.pretrain.max_masked = 128
+
+    # Sec. 5.2 (pre-training): Adam, lr 1e-3 x0.1 every 50 epochs, 200 epochs. Weight decay
+    # 0.005 as in the paper's general optimiser setting (the pretraining paragraph names none).
+    c.optimizer = optimizer_section(1e-3, weight_decay=0.005, decay_every_epochs=50,
+                                    decay_factor=0.1)
+
+    c.init_from = init_from_section()
+
+    c.training = training_section(200, 16, checkpoint_every_steps=1000)  # batch: not given
+
+    c.evaluation = ml_collections.ConfigDict()
+    c.evaluation.selection_metric = "loss"
+
+    c.mesh = mesh_section()
+
+    if a.runlocal:
+        c.model.width = 32
+        c.model.num_layers = 2
+        c.model.num_heads = 4
+        c.model.decoder_layers = 2
+        c.model.max_segments = 8
+        c.data.num_segments = 8
+        c.data.max_comments = 8
+        c.training.num_epochs = 2
+        c.training.batch_size = 4
+        c.training.log_every_steps = 1
+        c.training.checkpoint_every_steps = 20
+    return c
+
+
+def validation_hash(example_id: str) -> float:
+    """A number in [0, 1) fixed by ``example_id`` (SHA-256), independent of seeds."""
+    h = int.from_bytes(hashlib.sha256(example_id.encode("utf-8")).digest()[:8], "big")
+    return h / 2.0**64
+
+
+def in_validation(example_id: str, fraction: float) -> bool:
+    """Whether ``example_id`` falls in the validation part (a hash, not the seed, decides)."""
+    return validation_hash(example_id) < fraction
+
+
+class TAMPretrainTask(Task):
+    host_keys = ("example_id",)
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        self.builder_dir = resolve_builder_dir(config.data)
+        p = config.pretrain
+        if p.masking not in MASKINGS:
+            raise ValueError(f"pretrain.masking={p.masking!r}: one of {sorted(MASKINGS)}")
+        self.tasks = tuple(p.tasks)
+        self._splits: dict[str, list[dict]] | None = None
+        self._meta: dict[str, Any] | None = None
+
+    # -- data ---------------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        if self._meta is None:
+            meta = prepared.load_metadata(self.builder_dir)
+            for key in ("vocab", "stream_dims"):
+                if key not in meta:
+                    raise ValueError(f"{self.builder_dir}: the build records no {key!r}")
+            self._meta = meta
+        return self._meta
+
+    def stream_dims(self) -> dict[str, int]:
+        dims = self.metadata()["stream_dims"]
+        return {s: int(dims[s]) for s in tam_batches.STREAMS}
+
+    def vocab_size(self) -> int:
+        return len(self.metadata()["vocab"])
+
+    def splits(self) -> dict[str, list[dict]]:
+        if self._splits is None:
+            frac = float(self.config.data.validation_fraction)
+            full = prepared.read_examples(self.builder_dir, "train")
+            flags = [in_validation(str(ex["example_id"]), frac) for ex in full]
+            self._splits = {
+                "train": [ex for ex, f in zip(full, flags) if not f],
+                "validation": [ex for ex, f in zip(full, flags) if f],
+                "train_full": list(full)}
+            if "test" in prepared.split_names(self.builder_dir):
+                self._splits["test"] = prepared.read_examples(self.builder_dir, "test")
+        return self._splits
+
+    def _examples(self, split: str) -> list[dict]:
+        s = self.splits()
+        if split not in s:
+            raise ValueError(f"{self.builder_dir}: no split {split!r}; have {sorted(s)}")
+        if not s[split]:
+            raise ValueError(f"split {split!r} is empty (data.validation_fraction="
+                             f"{self.config.data.validation_fraction})")
+        return s[split]
+
+    def num_examples(self, split: str) -> int:
+        return len(self._examples(split))
+
+    def _padding(self) -> dict[str, Any]:
+        d = self.config.data
+        return tam_batches.tsc_padding(self.stream_dims(), int(d.num_segments),
+                                       int(d.max_comments), int(self.config.model.max_words))
+
+    def dataset(self, split, *, train, seed, num_epochs, process_index, process_count):
+        d = self.config.data
+        return make_batches(
+            self._examples(split), batch_size=self.config.training.batch_size, train=train,
+            seed=seed, num_epochs=num_epochs, process_index=process_index,
+            process_count=process_count,
+            transform=tam_batches.TSCTransform(int(d.num_segments), int(d.max_comments)),
+            padding=self._padding())
+
+    def dummy_batch(self, batch_size: int) -> dict[str, Any]:
+        pad = self._padding()
+        batch = jax.tree_util.tree_map(
+            lambda x: np.zeros((batch_size,) + np.shape(x), np.asarray(x).dtype),
+            {k: v for k, v in pad.items() if k not in self.host_keys})
+        batch["segment_mask"][:] = True
+        batch["comment_mask"][:] = True
+        batch["tokens"][..., 0] = tam_batches.START_ID
+        batch["valid"][:] = True
+        return batch
+
+    # -- model --------------------------------------------------------------------------------
+    def make_model(self):
+        from jaxaffect.families.tam.fusion_baselines import make_fusion_encoder
+        from jaxaffect.families.tam.tsc_decoder import TAMPretrainModel, VideoTSCDecoder
+
+        m = self.config.model
+        dtype = compute_dtype(m.dtype)
+        encoder = make_fusion_encoder(
+            m.strategy, share_across_modalities=m.share_across_modalities,
+            modalities=tam_batches.STREAMS, width=m.width, num_layers=m.num_layers,
+            num_heads=m.num_heads, mlp_dim=int(m.mlp_dim) or None,
+            max_segments=m.max_segments, dropout_rate=m.dropout_rate, remat=m.remat,
+            dtype=dtype)
+        decoder = VideoTSCDecoder(
+            vocab_size=self.vocab_size(), width=m.width, num_layers=m.decoder_layers,
+            num_heads=m.num_heads, mlp_dim=int(m.mlp_dim) or None, max_words=m.max_words,
+            dropout_rate=m.dropout_rate, pad_id=tam_batches.PAD_ID, remat=m.remat,
+            dtype=dtype)
+        return TAMPretrainModel(decoder=decoder, encoder=encoder)
+
+    def init_variables(self, model, rng, batch):
+        params_rng, dropout_rng = jax.random.split(rng)
+        return model.init({"params": params_rng, "dropout": dropout_rng}, batch["features"],
+                          batch["segment_mask"], batch["tokens"], train=False)
+
+    def mask_words(self, batch, rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Pure: ``(masked token ids, target_mask, word_mask)`` for ``pretrain.masking``."""
+        tokens = batch["tokens"]
+        comments = batch["comment_mask"].astype(bool) & batch["valid"].astype(bool)[:, None]
+        word_mask = (tokens != tam_batches.PAD_ID) & comments[..., None]
+        masking = self.config.pretrain.masking
+        if masking == "emotional":
+            masked, target = tp.mask_emotional_words(
+                tokens, batch["emotional"], tam_batches.MASK_ID, valid=word_mask,
+                special_ids=SPECIAL_IDS)
+        else:
+            masked, target = tp.mask_random(tokens, word_mask, MASKINGS[masking], rng,
+                                            tam_batches.MASK_ID, special_ids=SPECIAL_IDS)
+        return masked, target, word_mask
+
+    def _forward(self, model, params, batch, rng, train: bool):
+        # The words are masked whatever the tasks (Eq. 9 speaks of "the masked TSC"), so
+        # Table 4's rows differ in the loss only.
+        mask_rng, dropout_rng = jax.random.split(rng)
+        masked, target, word_mask = self.mask_words(batch, mask_rng)
+        target_ids = batch["tokens"]
+        positions = None
+        k = int(self.config.pretrain.get("max_masked", 0) or 0)
+        if k:
+            b = target.shape[0]
+            flat = target.reshape(b, -1)
+            k = min(k, flat.shape[1])
+            # The masked positions first, in word order (a stable sort of "not masked").
+            order = jnp.argsort(~flat, axis=1, stable=True)[:, :k]
+            target = jnp.take_along_axis(flat, order, axis=1)
+            target_ids = jnp.take_along_axis(target_ids.reshape(b, -1), order, axis=1)
+            positions = jnp.where(target, order, -1)
+        out = model.apply({"params": params}, batch["features"], batch["segment_mask"],
+                          masked, word_mask=word_mask, word_positions=positions, train=train,
+                          rngs={"dropout": dropout_rng} if train else None)
+        comments = batch["comment_mask"].astype(bool) & batch["valid"].astype(bool)[:, None]
+        targets = {"target_ids": target_ids, "target_mask": target,
+                   "segment_index": batch["comment_segment"], "comment_mask": comments}
+        return out, targets
+
+    def loss(self, model, params, batch, rng, train, step=None):
+        del step
+        out, targets = self._forward(model, params, batch, rng, train)
+        p = self.config.pretrain
+        return tp.pretraining_loss(out, targets, lambda_w=p.lambda_w, lambda_t=p.lambda_t,
+                                   tasks=self.tasks)
+
+    def predict(self, model, params, batch):
+        # A fixed key: random masking draws the same positions at every evaluation.
+        out, t = self._forward(model, params, batch, jax.random.key(0), False)
+        res = {}
+        for name, logits, target, mask in (
+                ("word", out["word_logits"], t["target_ids"], t["target_mask"]),
+                ("time", out["time_logits"], t["segment_index"], t["comment_mask"])):
+            logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+            nll = -jnp.take_along_axis(logp, target[..., None].astype(jnp.int32), -1)[..., 0]
+            hit = jnp.argmax(logits, axis=-1) == target
+            m = mask.astype(jnp.float32)
+            axes = tuple(range(1, m.ndim))
+            res[f"{name}_nll_sum"] = jnp.sum(nll * m, axis=axes)
+            res[f"{name}_correct"] = jnp.sum(hit * m, axis=axes)
+            res[f"{name}_count"] = jnp.sum(m, axis=axes)
+        return res
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, outputs, host):
+        p = self.config.pretrain
+        result: dict[str, float] = {}
+        loss = 0.0
+        for name, weight in (("word", p.lambda_w), ("time", p.lambda_t)):
+            count = float(np.sum(outputs[f"{name}_count"]))
+            nll = float(np.sum(outputs[f"{name}_nll_sum"])) / max(count, 1.0)
+            result[f"{name}_loss"] = nll
+            result[f"{name}_accuracy"] = float(np.sum(outputs[f"{name}_correct"])) / max(count,
+                                                                                         1.0)
+            result[f"{name}_count"] = count
+            if name in self.tasks:
+                loss += weight * nll
+        result["loss"] = loss
+        ids = host.get("example_id")
+        records = [{"example_id": str(ids[i]) if ids is not None else str(i),
+                    **{f"{n}_{k}": int(round(float(outputs[f"{n}_{k}"][i])))
+                       for n in ("word", "time") for k in ("correct", "count")}}
+                   for i in range(len(outputs["valid"]))]
+        return result, records
+
+    def selection_metric(self) -> str:
+        return self.config.evaluation.selection_metric
+
+    def selection_mode(self) -> str:
+        return "min" if self.selection_metric().endswith("loss") else "max"
