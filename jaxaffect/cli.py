@@ -222,14 +222,15 @@ def cmd_convert(args, overrides) -> int:
 
 def cmd_demo(args, overrides) -> int:
     from jaxaffect import family
+    from jaxaffect.demo_runner import run_demo
 
     del overrides
     seeds = _seeds(args.seeds) or [0]
     fam = family.families()[args.family]
     workdir = args.workdir or ("demo_runs" if fam.is_default else f"demo_runs/{fam.name}")
-    run = family.load(fam.demo)
-    run(workdir, quick=args.quick, data_home=args.data_home, progress=not args.no_progress,
-        seeds=seeds)
+    demo = family.load(fam.demo)()
+    run_demo(demo, workdir, quick=args.quick, data_home=args.data_home,
+             progress=not args.no_progress, seeds=seeds)
     return 0
 
 

@@ -4,7 +4,8 @@ A family package's `__init__.py` stays light (no jax, no model code): it only de
 family offers, as "module:attribute" references that are imported when used:
 
 * `tasks`: task name (the config's `task` field) -> Task class;
-* `demo`: the family's `jaxaffect.demo_runner.Demo` (settings and arms; one runner runs them);
+* `demo`: the family's `jaxaffect.demo_runner.Demo` subclass (settings and arms; one runner
+  runs every family's demo);
 * `corpora`: synthetic corpora `jaxaffect synthesize <name>` writes;
 * `converters`: `jaxaffect convert <name>` importers of other code bases' checkpoints.
 

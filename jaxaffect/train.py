@@ -1,7 +1,7 @@
 """The one generic trainer: mesh -> data -> model and optimizer -> shardings -> restore -> loop.
 
-Every experiment family plugs in through its Task (jaxaffect/families/<name>); nothing here knows about
-any model. Runs on one CPU, on a multi-device mesh and on several processes alike.
+Every experiment family plugs in through its Task (jaxaffect/families/<name>); nothing here
+knows about any model. Runs on one CPU, on a multi-device mesh and on several processes alike.
 """
 
 from __future__ import annotations

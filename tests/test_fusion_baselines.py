@@ -18,7 +18,7 @@ from jaxaffect.families.tam.fusion_baselines import (
     default_readout,
     make_fusion_encoder,
 )
-from jaxaffect.nn.transformer import dot_product_attention
+from jaxaffect.nn.attention import dot_product_attention
 
 B, T, WIDTH, HEADS, CLASSES = 2, 5, 16, 2, 3
 DIMS = {"image": 12, "motion": 20, "audio": 8}

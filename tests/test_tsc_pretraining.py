@@ -17,7 +17,7 @@ from jaxaffect.families.tam.tsc_objectives import (
     pretraining_loss,
     word_prediction_loss,
 )
-from jaxaffect.nn.transformer import NEG_LOGIT
+from jaxaffect.nn.attention import NEG_LOGIT
 
 JIT = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0,
                                                    "xla_llvm_disable_expensive_passes": True})

@@ -15,6 +15,8 @@ from typing import Any
 import grain
 import numpy as np
 
+from jaxaffect.data.hosts import host_share
+
 Transform = Callable[[Any, "np.random.Generator | None"], dict]
 
 
@@ -68,34 +70,23 @@ def make_batches(examples: Sequence[Any], *, batch_size: int, train: bool, seed:
     comes once, in order, and the last batch is filled with `padding` (which must be marked
     invalid: padding["valid"] is False).
     """
-    if batch_size <= 0 or batch_size % process_count:
-        raise ValueError(f"global batch_size={batch_size} must be a positive multiple of "
-                         f"process_count={process_count}")
-    if not 0 <= process_index < process_count:
-        raise ValueError(f"process_index={process_index} not in [0, {process_count})")
-    if num_epochs is not None and num_epochs < 1:
-        raise ValueError(f"num_epochs must be None or >= 1, got {num_epochs}")
     if bool(np.asarray(padding.get("valid", True))):
         raise ValueError("padding example must have valid=False")
-    total = len(examples)
-    if total == 0:
+    if len(examples) == 0:
         raise ValueError("no examples")
-    local_batch = batch_size // process_count
-    host = list(range(total))[process_index::process_count]
+    share = host_share(len(examples), batch_size=batch_size, train=train,
+                       process_index=process_index, process_count=process_count,
+                       num_epochs=num_epochs)
+    local_batch = share.local_batch
+    host = share.positions.tolist()
     apply = _Apply(examples, transform, padding)
     if train:
-        host = host[: total // process_count]
-        if len(host) < local_batch:
-            raise ValueError(f"{len(host)} examples per host, fewer than one batch of "
-                             f"{local_batch}")
         ds = grain.MapDataset.source(host).shuffle(seed=seed)
         if num_epochs != 1:
             ds = ds.repeat(num_epochs)
         ds = ds.random_map(lambda i, rng: apply(i, rng), seed=seed + 1)
         return ds.batch(local_batch, drop_remainder=True, batch_fn=collate_nested)
-    per_host = -(-total // process_count)
-    num_pad = -(-per_host // local_batch) * local_batch - len(host)
-    ds = grain.MapDataset.source(host + [-1] * num_pad)
+    ds = grain.MapDataset.source(host + [-1] * share.num_pad)
     if num_epochs != 1:
         ds = ds.repeat(num_epochs)
     ds = ds.map(lambda i: apply(i, None))

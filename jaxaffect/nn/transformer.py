@@ -22,45 +22,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxaffect.nn.attention import dot_product_attention, merge_heads, split_heads
+
 Array = jax.Array
-NEG_LOGIT = -1e30  # finite, so an all-masked row gives a (discarded) uniform softmax, not NaN
-
-
-def masked_softmax(logits: Array, key_mask: Array) -> Array:
-    """Float32 softmax over the last axis; ``key_mask`` (broadcastable) False -> weight 0.
-
-    Rows with no real key are all zeros.
-    """
-    logits = logits.astype(jnp.float32)
-    key_mask = jnp.broadcast_to(key_mask, logits.shape)
-    weights = jax.nn.softmax(jnp.where(key_mask, logits, NEG_LOGIT), axis=-1)
-    return jnp.where(key_mask, weights, 0.0)
-
-
-def dot_product_attention(q: Array, k: Array, v: Array, key_mask: Array) -> Array:
-    """Multi-head scaled dot-product attention over any leading axes.
-
-    ``q [..., Nq, H, dh]``, ``k, v [..., Nk, H, dh]``, ``key_mask`` broadcastable to
-    ``[..., Nk]``. Returns ``[..., Nq, H, dh]`` in ``v.dtype``. Scale ``1/sqrt(dh)``.
-    """
-    scale = q.shape[-1] ** -0.5
-    logits = jnp.einsum("...qhd,...khd->...hqk", q, k,
-                        preferred_element_type=jnp.float32) * scale
-    weights = masked_softmax(logits, key_mask[..., None, None, :])
-    return jnp.einsum("...hqk,...khd->...qhd", weights.astype(v.dtype), v)
-
-
-def split_heads(x: Array, num_heads: int) -> Array:
-    """``[..., d] -> [..., H, d // H]`` (raises if H does not divide d)."""
-    d = x.shape[-1]
-    if d % num_heads:
-        raise ValueError(f"width {d} is not divisible by num_heads={num_heads}")
-    return x.reshape(*x.shape[:-1], num_heads, d // num_heads)
-
-
-def merge_heads(x: Array) -> Array:
-    """``[..., H, dh] -> [..., H * dh]``."""
-    return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
 
 
 class GroupDense(nn.Module):

@@ -43,15 +43,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxaffect.nn.transformer import (
-    FeedForward,
-    GroupDense,
-    GroupLayerNorm,
-    masked_softmax,
-    merge_heads,
-    split_heads,
-    stack_layers,
-)
+from jaxaffect.nn.attention import masked_softmax, merge_heads, split_heads
+from jaxaffect.nn.transformer import FeedForward, GroupDense, GroupLayerNorm, stack_layers
 
 Array = jax.Array
 MODALITIES: tuple[str, ...] = ("image", "motion", "audio")

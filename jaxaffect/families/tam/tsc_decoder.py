@@ -42,14 +42,12 @@ import jax.numpy as jnp
 
 from jaxaffect.families.tam.ctm import CTMEncoder
 from jaxaffect.families.tam.tsc_objectives import appearing_time_logits
+from jaxaffect.nn.attention import dot_product_attention, merge_heads, split_heads
 from jaxaffect.nn.transformer import (
     FeedForward,
     GroupDense,
     GroupLayerNorm,
     SelfAttention,
-    dot_product_attention,
-    merge_heads,
-    split_heads,
     stack_layers,
 )
 

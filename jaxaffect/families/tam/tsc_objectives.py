@@ -35,7 +35,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxaffect.nn.transformer import NEG_LOGIT
+from jaxaffect.nn.attention import NEG_LOGIT
 
 Array = jax.Array
 TASKS: tuple[str, ...] = ("word", "time")
