@@ -31,8 +31,7 @@ import time
 from jaxaffect.data import build
 from jaxaffect.data.records import dataset_files
 from jaxaffect.families.perr import pipeline
-from jaxaffect.families.perr.erato_format import STREAMS
-from jaxaffect.families.perr.synthetic import write_random_manual_dir
+from jaxaffect.families.perr.erato_format import STREAMS, write_random_manual_dir
 
 
 def measure(builder_dir: str, *, shuffle: bool, batch_size: int, max_steps: int,

@@ -192,12 +192,18 @@ def cmd_predict(args, overrides) -> int:
 
 
 def cmd_build(args, overrides) -> int:
-    from jaxaffect.data.build import build_dataset
+    from jaxaffect.data.build import build_dataset, existing_build
 
     del overrides
+    existing = existing_build(args.name, args.data_dir, args.builder_config)
+    if existing and not args.overwrite:
+        print(f"skipped: {existing} already holds a complete build of {args.name} (this "
+              f"version); {args.manual_dir} was not read. --overwrite rebuilds it (the old "
+              "build is replaced only when the new one is complete).")
+        return 0
     path = build_dataset(args.name, args.manual_dir, args.data_dir, args.file_format,
-                         config=args.builder_config)
-    print(f"built {args.name} into {path}")
+                         config=args.builder_config, overwrite=args.overwrite)
+    print(f"{'rebuilt' if existing else 'built'} {args.name} into {path}")
     return 0
 
 
@@ -267,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--manual_dir", required=True, help="the release in the documented layout")
     b.add_argument("--data_dir", required=True, help="TFDS data_dir to write into")
     b.add_argument("--file_format", default="tfrecord", choices=["tfrecord", "array_record"])
+    b.add_argument("--overwrite", action="store_true",
+                   help="rebuild even when data_dir holds a complete build of this version "
+                        "(written beside it, swapped in when complete)")
     b.set_defaults(fn=cmd_build)
 
     for name, fn, helptext in (("train", cmd_train, "train (or resume) a run"),

@@ -41,7 +41,7 @@ class Arm:
 class Demo(abc.ABC):
     """What a family's demo declares; `run_demo` runs it."""
 
-    #: prefix of the console lines, e.g. "[tam demo]"
+    #: prefix of the console lines, e.g. "[xyz demo]"
     tag: str = "[demo]"
     #: (metric key, column label) of the results table; values are fractions shown as %.
     table_keys: tuple[tuple[str, str], ...] = ()

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
 import pkgutil
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -80,10 +82,16 @@ class FamilyError(ValueError):
 
 
 def _package_paths() -> list[str]:
+    """This package's folder, then every `jaxaffect/families/` folder on sys.path (re-scanned
+    on every call, so a folder added or removed after start-up counts)."""
     pkg = importlib.import_module(PACKAGE)
-    # Re-scan sys.path on every call, so a folder added after start-up is seen too.
-    pkg.__path__ = pkgutil.extend_path(list(pkg.__path__), PACKAGE)
-    return list(pkg.__path__)
+    paths = [os.path.dirname(os.path.abspath(pkg.__file__))]
+    for entry in sys.path:
+        folder = os.path.abspath(os.path.join(entry or ".", *PACKAGE.split(".")))
+        if os.path.isdir(folder) and folder not in paths:
+            paths.append(folder)
+    pkg.__path__ = paths
+    return paths
 
 
 def families() -> dict[str, Family]:

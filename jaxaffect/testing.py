@@ -24,3 +24,24 @@ def random_variables(module: nn.Module, *args: Any, seed: int = 0) -> Any:
         return jnp.asarray(rng.standard_normal(a.shape) * std, a.dtype)
 
     return jax.tree_util.tree_map(fill, shapes)
+
+
+def numpy_cross_entropy(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None,
+                        class_weights: np.ndarray | None = None) -> float:
+    """Weighted-mean softmax cross-entropy in float64 numpy: the reference for loss tests."""
+    logits = logits.astype(np.float64)
+    lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+    nll = lse - logits[np.arange(len(labels)), labels]
+    w = np.ones(len(labels)) if weights is None else weights.astype(np.float64)
+    if class_weights is not None:
+        w = w * class_weights[labels]
+    return float((w * nll).sum() / w.sum())
+
+
+def random_logits(b: int = 6, m: int = 5, c: int = 5, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fused logits [b, c], per-modality logits [b, m, c], labels [b]) for loss tests."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(b, c)).astype(np.float32) * 3,
+            rng.normal(size=(b, m, c)).astype(np.float32) * 3,
+            rng.integers(0, c, size=b).astype(np.int32))

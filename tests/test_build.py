@@ -8,7 +8,7 @@ from etils import epath
 
 from jaxaffect.data import build
 from jaxaffect.families.perr import erato_format as ef
-from jaxaffect.families.perr.synthetic import write_random_manual_dir
+from jaxaffect.families.perr.erato_format import write_random_manual_dir
 
 DUMMY = epath.Path(__file__).parent.parent / "tfds_builders" / "erato" / "dummy_data"
 

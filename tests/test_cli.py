@@ -10,7 +10,7 @@ import pytest
 from jaxaffect import cli
 from jaxaffect.data.build import build_dataset
 from jaxaffect.families.perr import erato_format as ef
-from jaxaffect.families.perr.synthetic import write_random_manual_dir
+from jaxaffect.families.perr.erato_format import write_random_manual_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DIMS = {"person_a": 4, "person_b": 4, "background": 3, "audio": 3, "text": 2}
@@ -92,7 +92,7 @@ def test_train_and_eval_over_seeds_then_predict(tmp_path, capsys):
 def test_demo_end_to_end_at_toy_size(tmp_path, monkeypatch):
     from jaxaffect.families.perr import demo
 
-    monkeypatch.setattr(demo, "demo_settings", lambda quick: {
+    monkeypatch.setattr(demo.PERRDemo, "settings", lambda self, quick: {
         "num_clips": 150, "epochs": 1, "hidden": 8, "decay_every": 0})
     code = cli.main(["demo", "--quick", "--no_progress", "--workdir", str(tmp_path / "runs"),
                      "--data_home", str(tmp_path / "home")])

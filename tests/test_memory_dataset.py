@@ -88,8 +88,7 @@ def test_read_examples_of_a_prepared_build(tmp_path):
     """A real build of the ERATO dummy layout, read back without tensorflow."""
     from jaxaffect.data import prepared
     from jaxaffect.data.build import build_dataset
-    from jaxaffect.families.perr.erato_format import STREAMS
-    from jaxaffect.families.perr.synthetic import write_random_manual_dir
+    from jaxaffect.families.perr.erato_format import STREAMS, write_random_manual_dir
 
     manual = tmp_path / "manual"
     dims = {s: 2 + i for i, s in enumerate(STREAMS)}

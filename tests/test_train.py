@@ -12,8 +12,8 @@ import pytest
 
 from jaxaffect.evaluate import evaluate_run, predict_file
 from jaxaffect.families.perr import erato_format as ef
-from jaxaffect.families.perr.synthetic import write_random_manual_dir
-from jaxaffect.families.perr.task import default_config
+from jaxaffect.families.perr.configs import lstm, smta
+from jaxaffect.families.perr.erato_format import write_random_manual_dir
 from jaxaffect.run_logging import read_metrics
 from jaxaffect.train import NonFiniteLossError, train
 
@@ -38,7 +38,7 @@ def builder_dir(built) -> str:
 
 
 def tiny_config(builder_dir: str, fusion: str = "smta", **training):
-    c = default_config(fusion, "attention=transformer,runlocal")
+    c = {"smta": smta, "lstm": lstm}[fusion].get_config("attention=transformer,runlocal")
     c.data.builder_dir = builder_dir
     c.data.max_steps = 10
     c.data.validation_fraction = 0.15

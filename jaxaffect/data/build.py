@@ -12,7 +12,11 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+
+from jaxaffect.config_loading import ConfigError
 
 BUILDERS_PACKAGE = "tfds_builders"
 FILE_FORMATS = ("tfrecord", "array_record")
@@ -27,6 +31,49 @@ def data_home() -> str:
 def synthetic_data_dir(corpus: str) -> str:
     """The TFDS data_dir of a synthetic corpus under `data_home()` (configs' data=synthetic)."""
     return str(Path(data_home()) / f"synthetic_{corpus}" / "tfds")
+
+
+STAGING_MARKER = ".jaxaffect_partial_corpus"
+
+
+def stage_corpus(out: str | os.PathLike, params: dict, read_previous: Callable[[Path], dict],
+                 *, what: str) -> tuple[dict | None, Path | None]:
+    """Where a synthetic corpus writer writes: (previous summary, None) when `out` already
+    holds a corpus written with the same `params` (`read_previous(out)` returns its summary,
+    with a "parameters" entry), else (None, a fresh hidden staging folder beside `out`).
+
+    A non-empty `out` holding anything else is refused, never overwritten; a staging folder
+    left by an interrupted writer is cleared. `publish_corpus` moves the staging folder into
+    place once the corpus is complete, so `out` is either absent or whole.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        try:
+            previous = read_previous(out)
+        except (OSError, ValueError, KeyError):
+            previous = None
+        if previous is not None and previous.get("parameters") == params:
+            return previous, None
+        raise FileExistsError(
+            f"{out}: folder is not empty and is not a {what} written with the same "
+            "parameters; pass an empty or new folder (or delete this one)")
+    staging = out.parent / f".{out.name}.partial"
+    if staging.exists():
+        if not (staging / STAGING_MARKER).exists():
+            raise FileExistsError(f"{staging}: exists and was not left by this generator")
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    (staging / STAGING_MARKER).touch()
+    return None, staging
+
+
+def publish_corpus(staging: Path, out: str | os.PathLike) -> None:
+    """Moves a complete staged corpus to `out` (an absent or empty folder)."""
+    out = Path(out)
+    (staging / STAGING_MARKER).unlink()
+    if out.exists():
+        out.rmdir()  # empty (checked by stage_corpus)
+    staging.rename(out)
 
 
 def _module_name(name: str) -> str:
@@ -46,7 +93,7 @@ def available_datasets() -> tuple[str, ...]:
 
 def builder_module(name: str):
     if name not in available_datasets():
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
+        raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
     return importlib.import_module(_module_name(name))
 
 
@@ -59,7 +106,7 @@ def _normalise_format(file_format: str) -> str:
     fmt = file_format.lower().replace("-", "_")
     fmt = {"arrayrecord": "array_record"}.get(fmt, fmt)
     if fmt not in FILE_FORMATS:
-        raise ValueError(f"file_format must be one of {FILE_FORMATS}, got {file_format!r}")
+        raise ConfigError(f"file_format must be one of {FILE_FORMATS}, got {file_format!r}")
     return fmt
 
 
@@ -68,8 +115,25 @@ def builder_configs(name: str) -> tuple[str, ...]:
     return tuple(c.name for c in (builder_class(name).BUILDER_CONFIGS or ()))
 
 
+def _builder(name: str, data_dir: str, config: str | None):
+    cls = builder_class(name)
+    configs = builder_configs(name)
+    if config is not None and config not in configs:
+        raise ConfigError(f"dataset {name!r} has no config {config!r}"
+                         + (f"; configs: {', '.join(configs)}" if configs else " (it has none)"))
+    kwargs = {"config": config} if config is not None else {}
+    return cls(data_dir=os.fspath(data_dir), **kwargs)
+
+
+def existing_build(name: str, data_dir: str, config: str | None = None) -> str | None:
+    """The directory of a complete build of this dataset version in `data_dir`, else None."""
+    builder = _builder(name, data_dir, config)
+    return os.fspath(builder.data_dir) if builder.is_prepared() else None
+
+
 def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = "tfrecord",
-                  *, num_shards: int | None = None, config: str | None = None) -> str:
+                  *, num_shards: int | None = None, config: str | None = None,
+                  overwrite: bool = False) -> str:
     """Prepares dataset `name` from `manual_dir` into `data_dir`; returns the builder directory.
 
     `config` picks a builder config (e.g. bilibili_tsc's lexicon: dutir, nrc or custom); None
@@ -78,31 +142,30 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
     `num_shards` fixes the number of record files per split (default: TFDS sizes shards at
     64 MiB-1 GiB); several shards let TFRecord readers interleave files.
 
-    A complete build already in `data_dir` is reused, never overwritten (TFDS behaviour); if it
-    was written in another file format a ValueError says so. A malformed or missing file of the
-    manual_dir raises a `jaxaffect.errors.FormatError` naming the file; a failed build leaves no
-    partial directory behind.
+    A complete build already in `data_dir` is reused and the manual_dir is not read (see
+    `existing_build`), unless `overwrite`: then the new build is written beside the old one
+    and replaces it only once it is complete (a failed rebuild leaves the old build as it was).
+    If a kept build was written in another file format a ValueError says so. A malformed or
+    missing file of the manual_dir raises a `jaxaffect.errors.FormatError` naming the file; a
+    failed build leaves no partial directory behind.
     """
     import tensorflow_datasets as tfds
 
     fmt = _normalise_format(file_format)
     module = builder_module(name)
-    cls = module.Builder
     check = getattr(module, "check_manual_dir", None)
     if check is not None:
         check(os.fspath(manual_dir))
-    configs = builder_configs(name)
-    if config is not None and config not in configs:
-        raise ValueError(f"dataset {name!r} has no config {config!r}"
-                         + (f"; configs: {', '.join(configs)}" if configs else " (it has none)"))
-    kwargs = {"config": config} if config is not None else {}
-    builder = cls(data_dir=os.fspath(data_dir), **kwargs)
+    builder = _builder(name, data_dir, config)
+    if builder.is_prepared() and overwrite:
+        return _rebuild_beside(name, manual_dir, data_dir, fmt, num_shards, config,
+                               os.fspath(builder.data_dir))
     if builder.is_prepared():
         existing = builder.info.file_format.value if builder.info.file_format else "tfrecord"
         if existing != fmt:
-            raise ValueError(
+            raise ConfigError(
                 f"{builder.data_dir} already holds a complete {existing} build of {name!r}; "
-                f"it is kept. Use another data_dir for a {fmt} build.")
+                f"it is kept. Use another data_dir, or --overwrite, for a {fmt} build.")
         return os.fspath(builder.data_dir)
     builder.download_and_prepare(
         file_format=fmt,
@@ -110,3 +173,27 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
             manual_dir=os.fspath(manual_dir), num_shards=num_shards),
     )
     return os.fspath(builder.data_dir)
+
+
+def _rebuild_beside(name: str, manual_dir: str, data_dir: str, fmt: str,
+                    num_shards: int | None, config: str | None, old_dir: str) -> str:
+    """Builds into a fresh folder under `data_dir`, then swaps it in for `old_dir`."""
+    import shutil
+    import uuid
+
+    staging = Path(data_dir) / f".jaxaffect_rebuild_{uuid.uuid4().hex[:8]}"
+    try:
+        new_dir = build_dataset(name, manual_dir, str(staging), fmt, num_shards=num_shards,
+                                config=config)
+        old = Path(old_dir)
+        backup = old.with_name(f".{old.name}.replaced_{uuid.uuid4().hex[:8]}")
+        old.rename(backup)
+        try:
+            Path(new_dir).rename(old)
+        except OSError:
+            backup.rename(old)  # put the old build back
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return old_dir

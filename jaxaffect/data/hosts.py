@@ -1,16 +1,23 @@
 """Which examples each host (process) reads, and how evaluation batches are padded.
 
-One implementation for every pipeline (record files and in-memory examples): the global batch
-is split evenly over P processes; host h takes positions h, h + P, h + 2P, ... of the split.
-For training every host keeps floor(N / P) examples, so all hosts run the same number of steps;
-for evaluation every example comes exactly once and the last batch of each host is filled with
-padding so that all hosts run the same number of equally shaped batches.
+One implementation for every pipeline (record files and in-memory examples).
+
+Training: the sequence of global batches is a function of the seed and the dataset only. The
+whole split is shuffled (and randomly transformed) as one global stream, cut into global
+batches of `batch_size`, and host h of P takes rows [h * B/P, (h + 1) * B/P) of every global
+batch (`HostView`). So 1, 2 or 4 processes, with any number of devices, train on the same
+global batches in the same order, and a per-example random transform draws the same numbers.
+
+Evaluation: every example comes exactly once: host h takes positions h, h + P, h + 2P, ... and
+its last batch is filled with padding, so that all hosts run the same number of equally shaped
+batches (metrics are computed over the gathered split, so the order does not matter).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import grain
 import numpy as np
 
 
@@ -64,3 +71,39 @@ def host_share(positions: np.ndarray | int, *, batch_size: int, train: bool,
     per_host = -(-total // process_count)
     num_pad = -(-per_host // local_batch) * local_batch - int(host.size)
     return HostShare(host, local_batch, num_pad)
+
+
+class HostView(grain.MapDataset):
+    """This host's rows of every global batch of `parent` (see the module docstring).
+
+    Element j of the view is element (j // b) * B + h * b + j % b of the parent (B global and
+    b = B / P local batch size); the last incomplete global batch is dropped. Batching the view
+    by b gives exactly this host's part of each global batch.
+    """
+
+    def __init__(self, parent: grain.MapDataset, *, batch_size: int, process_index: int,
+                 process_count: int):
+        super().__init__(parent)
+        if batch_size <= 0 or batch_size % process_count:
+            raise ValueError(f"global batch_size={batch_size} must be a positive multiple of "
+                             f"process_count={process_count}")
+        self._global, self._local = batch_size, batch_size // process_count
+        self._offset = process_index * self._local
+        self._length = (len(parent) // batch_size) * self._local
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _parent_index(self, index: int) -> int:
+        epoch, index = divmod(index, self._length)  # grain may index past one pass
+        batch, row = divmod(index, self._local)
+        return epoch * len(self._parent) + batch * self._global + self._offset + row
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        return self._parent[self._parent_index(index)]
+
+    def __str__(self) -> str:
+        return (f"HostView(global_batch={self._global}, local_batch={self._local}, "
+                f"offset={self._offset})")

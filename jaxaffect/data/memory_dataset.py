@@ -15,7 +15,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxaffect.data.hosts import host_share
+from jaxaffect.data.hosts import HostView, host_share
 
 Transform = Callable[[Any, "np.random.Generator | None"], dict]
 
@@ -64,28 +64,36 @@ def make_batches(examples: Sequence[Any], *, batch_size: int, train: bool, seed:
     """Host-local batches of `examples` (see the module docstring).
 
     `batch_size` is global; each of `process_count` hosts yields batch_size // process_count
-    examples per batch and takes the examples at positions h, h + P, ... For training every host
-    keeps floor(N / P) examples (the same number of steps everywhere), shuffles them per epoch
-    and drops the last incomplete batch. For evaluation (`train=False`) every example of the host
-    comes once, in order, and the last batch is filled with `padding` (which must be marked
-    invalid: padding["valid"] is False).
+    examples per batch. Training: all examples are shuffled per epoch as one global stream,
+    the last incomplete global batch is dropped, and each host takes its rows of every global
+    batch (`jaxaffect.data.hosts.HostView`), so the global batches and the random transforms
+    do not depend on the process count. Evaluation (`train=False`): every example of the host
+    (positions h, h + P, ...) comes once, in order, and the last batch is filled with `padding`
+    (which must be marked invalid: padding["valid"] is False).
     """
     if bool(np.asarray(padding.get("valid", True))):
         raise ValueError("padding example must have valid=False")
     if len(examples) == 0:
         raise ValueError("no examples")
-    share = host_share(len(examples), batch_size=batch_size, train=train,
+    apply = _Apply(examples, transform, padding)
+    if train:
+        # One global stream (shuffle and random transform indexed globally), then this host's
+        # rows of each global batch: the batches do not depend on the process count.
+        host_share(len(examples), batch_size=batch_size, train=True, process_index=0,
+                   process_count=1, num_epochs=num_epochs)  # validates the settings
+        ds = grain.MapDataset.source(list(range(len(examples)))).shuffle(seed=seed)
+        if num_epochs != 1:
+            ds = ds.repeat(num_epochs)
+        ds = ds.random_map(lambda i, rng: apply(i, rng), seed=seed + 1)
+        view = HostView(ds, batch_size=batch_size, process_index=process_index,
+                        process_count=process_count)
+        return view.batch(batch_size // process_count, drop_remainder=True,
+                          batch_fn=collate_nested)
+    share = host_share(len(examples), batch_size=batch_size, train=False,
                        process_index=process_index, process_count=process_count,
                        num_epochs=num_epochs)
     local_batch = share.local_batch
     host = share.positions.tolist()
-    apply = _Apply(examples, transform, padding)
-    if train:
-        ds = grain.MapDataset.source(host).shuffle(seed=seed)
-        if num_epochs != 1:
-            ds = ds.repeat(num_epochs)
-        ds = ds.random_map(lambda i, rng: apply(i, rng), seed=seed + 1)
-        return ds.batch(local_batch, drop_remainder=True, batch_fn=collate_nested)
     ds = grain.MapDataset.source(host + [-1] * share.num_pad)
     if num_epochs != 1:
         ds = ds.repeat(num_epochs)

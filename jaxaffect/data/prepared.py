@@ -3,7 +3,7 @@
 For the datasets that fit in host memory (VideoEmotion-8, Ekman-6, LIRIS-ACCEDE, MovieGraphs
 clips, small pretraining corpora): every example of a split is decoded once with the dataset's
 own `features.deserialize_example_np`, text becomes `str`, and the result is cached per process.
-Large corpora stream through `jaxaffect.families.perr.pipeline` instead.
+Large corpora stream through a record pipeline instead (e.g. a family's grain pipeline).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 
-def builder_dir_for(data_dir: str, name: str = "erato") -> str:
+def builder_dir_for(data_dir: str, name: str) -> str:
     """The prepared directory of dataset `name` under `data_dir` (newest version)."""
     root = epath.Path(data_dir) / name
     found = [p.parent for p in root.glob("*/dataset_info.json")]

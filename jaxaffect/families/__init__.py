@@ -1,6 +1,5 @@
-"""One package per paper family, found by convention (see `jaxaffect.family`)."""
+"""One package per paper family, found by convention (see `jaxaffect.family`).
 
-from pkgutil import extend_path
-
-# Lets a `jaxaffect/families/<name>/` folder elsewhere on sys.path add a family.
-__path__ = extend_path(__path__, __name__)
+`jaxaffect.family` also adds every `jaxaffect/families/` folder found on sys.path to this
+package's path, so a family can live outside this repository.
+"""

@@ -1,4 +1,4 @@
-"""LSTM cell and masked time scans shared by the SMTA fusion stage and the temporal stage.
+"""LSTM cell and masked time scans for recurrent models (e.g. a fusion stage and a temporal stage).
 
 Layout conventions (batch-major, time second):
 

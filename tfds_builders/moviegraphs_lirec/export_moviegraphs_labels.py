@@ -10,7 +10,7 @@ networkx 1.11, so this script runs once, in an environment that has them, e.g.::
         --loader_dir <LIReC checkout>/moviegraphs/py3loader
 
 and writes ``<data_root>/lirec_labels/<movie>.json``
-(jaxaffect.families.lirec.release_format.MovieLabels), which is all the builder reads. Only this
+(jaxaffect.families.lirec.release_labels.MovieLabels), which is all the builder reads. Only this
 script touches the pickle; nothing here imports jaxaffect's numpy/jax stack except the writer. What
 is exported, per clip graph:
 
@@ -66,7 +66,7 @@ def _scene_file(clip, movie: str, merged: dict[str, dict[int, str]]) -> str | No
 
 
 def export_movie(movie_graph, merged: dict[str, dict[int, str]]):
-    from jaxaffect.families.lirec import release_format as lf
+    from jaxaffect.families.lirec import release_labels as rl
 
     movie = movie_graph.imdb_key
     inters, rels, skipped = [], [], 0
@@ -85,7 +85,7 @@ def export_movie(movie_graph, merged: dict[str, dict[int, str]]):
                 for a in names:
                     for b in names:
                         if a != b and g.has_edge(a, n) and g.has_edge(n, b):
-                            rels.append(lf.RelationshipRecord(scene, names[a], names[b],
+                            rels.append(rl.RelationshipRecord(scene, names[a], names[b],
                                                               _attrs(g, n)["name"]))
             if kind not in ("interaction", "summary"):
                 continue
@@ -98,11 +98,11 @@ def export_movie(movie_graph, merged: dict[str, dict[int, str]]):
             if not pairs:
                 pairs = [(names[e], None) for e in linked if g.has_edge(e, n)]
                 pairs += [(None, names[e]) for e in linked if g.has_edge(n, e)]
-            inters.append(lf.InteractionRecord(
+            inters.append(rl.InteractionRecord(
                 id=f"{gkey}-{n}", scene=scene, start=float(times[0]["start"]),
                 end=float(times[0]["end"]), name=_attrs(g, n)["name"],
                 characters=tuple(names[e] for e in linked), pairs=tuple(pairs)))
-    return lf.MovieLabels(movie, tuple(inters), tuple(rels)), skipped
+    return rl.MovieLabels(movie, tuple(inters), tuple(rels)), skipped
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,13 +114,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sys.path.insert(0, args.loader_dir)
     from jaxaffect.families.lirec import release_format as lf
+    from jaxaffect.families.lirec import release_labels as rl
 
     with open(os.path.join(args.data_root, args.pickle), "rb") as f:
         movies = pickle.load(f, encoding="latin1")  # the release's own file, trusted
     merged = _merged_clip_files(os.path.join(args.data_root, "others/use_vid_for_moviegraphs"))
     for key in sorted(movies):
         labels, skipped = export_movie(movies[key], merged)
-        lf.write_movie_labels(lf.labels_path(args.data_root, labels.movie_id), labels)
+        rl.write_movie_labels(lf.labels_path(args.data_root, labels.movie_id), labels)
         print(f"{labels.movie_id}: {len(labels.interactions)} interactions, "
               f"{len(labels.relationships)} relationships, {skipped} clip graphs skipped")
 

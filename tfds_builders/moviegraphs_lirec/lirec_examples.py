@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from jaxaffect.families.lirec import release_format as lf
+from jaxaffect.families.lirec import release_labels as rl
 
 IOU_THRESHOLD = 0.2  # Sec. 4.1 "Multi-label masking"
 MAX_PAIRS = 20  # the released code caps the candidate pairs of a clip at 20
@@ -188,7 +189,7 @@ class RelationshipIndex:
     order (the released code draws one at random).
     """
 
-    def __init__(self, records: Sequence[lf.RelationshipRecord], to_class: Mapping[str, str],
+    def __init__(self, records: Sequence[rl.RelationshipRecord], to_class: Mapping[str, str],
                  opposites: Mapping[str, str], class_names: Sequence[str]):
         self._order = {n: i for i, n in enumerate(class_names)}
         direct: dict[tuple[str, str], dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -259,13 +260,13 @@ class LabelMaps:
     @classmethod
     def read(cls, root: lf.PathLike) -> LabelMaps:
         root = lf.epath.Path(root)
-        names, to_merged = lf.read_merged_interactions(root / lf.MERGED_INTERACTIONS_FILE)
-        rel_map = lf.read_relationship_map(root / lf.RELATIONSHIP_MAP_FILE)
+        names, to_merged = rl.read_merged_interactions(root / lf.MERGED_INTERACTIONS_FILE)
+        rel_map = rl.read_relationship_map(root / lf.RELATIONSHIP_MAP_FILE)
         opp_path = root / lf.RELATIONSHIP_OPPOSITES_FILE
         res_path = root / lf.ORG_RES_FILE
-        return cls(names, to_merged, lf.relationship_names(rel_map), rel_map,
-                   lf.read_relationship_opposites(opp_path) if opp_path.exists() else {},
-                   lf.read_org_res(res_path) if res_path.exists() else {})
+        return cls(names, to_merged, rl.relationship_names(rel_map), rel_map,
+                   rl.read_relationship_opposites(opp_path) if opp_path.exists() else {},
+                   rl.read_org_res(res_path) if res_path.exists() else {})
 
 
 @dataclasses.dataclass
@@ -322,7 +323,7 @@ def discover_dims(root: lf.PathLike, movies: Sequence[str]) -> dict[str, int]:
     root = lf.epath.Path(root)
     dims: dict[str, int] = {}
     for movie in movies:
-        for scene in sorted({r.scene for r in lf.read_movie_labels(
+        for scene in sorted({r.scene for r in rl.read_movie_labels(
                 lf.labels_path(root, movie)).interactions}):
             if "visual" not in dims and lf.visual_path(root, movie, scene).exists():
                 dims["visual"] = int(lf.read_visual(lf.visual_path(root, movie, scene)).shape[1])
@@ -340,7 +341,7 @@ def movie_examples(root: lf.PathLike, movie: str, maps: LabelMaps, dims: Mapping
                    notes: BuildNotes) -> list[dict[str, Any]]:
     """Examples of one movie (without `pair_clip_ids`; see fill_pair_clip_ids)."""
     root = lf.epath.Path(root)
-    labels = lf.read_movie_labels(lf.labels_path(root, movie))
+    labels = rl.read_movie_labels(lf.labels_path(root, movie))
     if labels.movie_id != movie:
         raise lf.LirecFormatError(
             f"{lf.labels_path(root, movie)}: movie_id {labels.movie_id!r} != {movie!r}")

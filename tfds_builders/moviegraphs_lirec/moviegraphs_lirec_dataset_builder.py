@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from jaxaffect.families.lirec import release_format as lf
+from jaxaffect.families.lirec import release_labels as rl
 from tfds_builders.moviegraphs_lirec import lirec_examples as le
 
 
@@ -63,11 +64,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         root = epath.Path(dl_manager.manual_dir)
         if not root.exists():
             raise lf.LirecFormatError(f"{root}: manual_dir not found")
-        split = lf.read_split(root / lf.SPLIT_FILE)
+        split = rl.read_split(root / lf.SPLIT_FILE)
         maps = le.LabelMaps.read(root)
         movies = sorted(m for ms in split.values() for m in ms)
         for m in movies:  # every movie of the split needs its labels: fail before writing
-            lf.read_movie_labels(lf.labels_path(root, m))
+            rl.read_movie_labels(lf.labels_path(root, m))
         dims = le.discover_dims(root, movies)
         notes = le.BuildNotes()
         md = self.info.metadata
@@ -97,4 +98,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
 def check_manual_dir(manual_dir: str) -> None:
     """Reads others/split.json (errors name the file)."""
-    lf.read_split(epath.Path(manual_dir) / lf.SPLIT_FILE)
+    rl.read_split(epath.Path(manual_dir) / lf.SPLIT_FILE)

@@ -5,6 +5,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from jaxaffect.families.lirec import release_format as lf
+from jaxaffect.families.lirec import release_labels as rl
 from tfds_builders.moviegraphs_lirec import moviegraphs_lirec_dataset_builder as mb
 from tfds_builders.testing import copy_dummy_data, prepare
 
@@ -32,7 +33,7 @@ def test_examples_follow_the_files(manual_dir, tmp_path):
     assert len(md["interactions"]) == 101 and len(md["relationships"]) == 15
     assert md["relationships"] == sorted(md["relationships"], reverse=True)
     train = _examples(builder, "train")
-    labels = lf.read_movie_labels(lf.labels_path(manual_dir, "tt9000000"))
+    labels = rl.read_movie_labels(lf.labels_path(manual_dir, "tt9000000"))
     scene_without_visual = "scene-002.ss-0010.es-0019"
     for r in labels.interactions:
         ex = train[f"tt9000000_{r.id}_0"]
@@ -82,11 +83,11 @@ def test_missing_frame2time_names_it(manual_dir, tmp_path):
 
 def test_unknown_interaction_is_skipped_and_recorded(manual_dir, tmp_path):
     path = lf.labels_path(manual_dir, "tt9000000")
-    labels = lf.read_movie_labels(path)
+    labels = rl.read_movie_labels(path)
     first = labels.interactions[0]
-    bad = lf.InteractionRecord(first.id, first.scene, first.start, first.end, "juggles",
+    bad = rl.InteractionRecord(first.id, first.scene, first.start, first.end, "juggles",
                                first.characters, first.pairs)
-    lf.write_movie_labels(path, lf.MovieLabels(labels.movie_id, (bad, *labels.interactions[1:]),
+    rl.write_movie_labels(path, rl.MovieLabels(labels.movie_id, (bad, *labels.interactions[1:]),
                                                labels.relationships))
     builder = prepare(mb.Builder, manual_dir, tmp_path / "data")
     assert builder.info.splits["train"].num_examples == 11

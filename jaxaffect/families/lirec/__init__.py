@@ -27,7 +27,7 @@ FAMILY = Family(
     name="lirec",
     summary="LIReC interactions, relationships and character pairs on MovieGraphs",
     tasks={"lirec": "jaxaffect.families.lirec.task:LIReCTask"},
-    demo="jaxaffect.families.lirec.demo:run_lirec_demo",
+    demo="jaxaffect.families.lirec.demo:LIReCDemo",
     demo_help="interactions and full/weak character pairs",
     corpora={"lirec": Corpus(writer="jaxaffect.families.lirec.synthetic:synthesize",
                              help="the LIReC MovieGraphs layout",

@@ -16,12 +16,10 @@ released) and "joint" (both, with or without ``gates_ints``: ``int_rel``,
 ``{gt,weak}_int_rel_ch_sum_max``). "characters" and "all" are the interactions and joint
 parameter sets trained to also pick the character pair; they are told apart only by the file name.
 
-Two readers: ``torch.load(weights_only=True)`` when torch is installed (``pip install
-jaxaffect[convert]``), and a torch-free one for both torch.save formats -- the zip archive (torch
->= 1.6) and the older stream of pickles followed by raw storages (what torch 1.1, the released
-code's version, writes). The torch-free reader unpickles only plain containers, numbers, strings,
-``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` and ``torch.<Type>Storage``;
-any other global is refused.
+The file is read by :func:`jaxaffect.torch_checkpoint.read_state_dict`: ``torch.load`` when
+torch is installed (``pip install jaxaffect[convert]``), else a torch-free reader of both
+torch.save formats (the released code's torch 1.1 writes the older one) that accepts only
+tensors, storages and plain containers.
 
 Output (``convert_checkpoint``): ``params.npz`` (flat ``"a/b/kernel"`` keys, float32) and
 ``lirec.json`` (LIReC field values, input sizes, key map, source). A plain ``.npz`` keeps the
@@ -40,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from flax import traverse_util
 
 from jaxaffect.families.lirec import MODEL_KINDS, add_convert_arguments
 from jaxaffect.families.lirec.model import RELEASED_CODE, LIReC
@@ -224,12 +223,7 @@ def convert_state_dict(sd: dict[str, np.ndarray], *, model_kind: str | None = No
     missing = sorted("/".join(p) for p in expected if p not in flat)
     if missing:
         raise CheckpointError(f"the state_dict lacks parameters for: {missing}")
-    params: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = params
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
+    params = traverse_util.unflatten_dict(flat)
     info = dict(kind=model_kind, lirec=fields, input_dims=dims,
                 key_map={k: "/".join(p) for k, p in key_map.items()})
     return params, info
@@ -267,7 +261,7 @@ def convert_checkpoint(path: str, out_dir: str, *, model_kind: str | None = None
     params, info = convert_state_dict(sd, model_kind=model_kind)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / PARAMS_FILE, **_flatten(params))
+    np.savez(out / PARAMS_FILE, **traverse_util.flatten_dict(params, sep="/"))
     meta = dict(
         format=FORMAT, format_version=FORMAT_VERSION, model_kind=info["kind"],
         pair_supervision=supervision,
@@ -286,16 +280,6 @@ def convert_checkpoint(path: str, out_dir: str, *, model_kind: str | None = None
     return dict(meta, params_path=str(out / PARAMS_FILE), config_path=str(out / CONFIG_FILE))
 
 
-def _flatten(tree: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
-    flat: dict[str, np.ndarray] = {}
-    for k, v in tree.items():
-        if isinstance(v, Mapping):
-            flat.update(_flatten(v, f"{prefix}{k}/"))
-        else:
-            flat[f"{prefix}{k}"] = v
-    return flat
-
-
 def load_converted(out_dir: str) -> tuple[LIReC, dict[str, Any]]:
     """``(model, variables)`` from a :func:`convert_checkpoint` folder:
     ``model.apply(variables, visual, text, tracks, clip_mask)``."""
@@ -306,14 +290,9 @@ def load_converted(out_dir: str) -> tuple[LIReC, dict[str, Any]]:
         raise CheckpointError(f"{out_dir}: not a converted LIReC folder of format {FORMAT} "
                               f"v{FORMAT_VERSION}")
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["lirec"].items()}
-    params: dict[str, Any] = {}
     with np.load(Path(out_dir) / PARAMS_FILE) as npz:
-        for key in npz.files:
-            node = params
-            *parents, leaf = key.split("/")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = jnp.asarray(npz[key])
+        params = traverse_util.unflatten_dict({k: jnp.asarray(npz[k]) for k in npz.files},
+                                              sep="/")
     return LIReC(**fields), {"params": params}
 
 

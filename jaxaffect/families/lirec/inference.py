@@ -16,6 +16,8 @@ of a bidirectional interaction; the released evaluation accepts either of two pa
 A prediction "given the pair" is correct when it is correct for any of the correct pairs.
 
 Accuracies are fractions in [0, 1] over the samples where ``sample_mask`` is True (0 when none).
+The helpers ``scores``, ``broadcast_mask``, ``masked_mean``, ``column`` and ``row`` are shared with
+:mod:`jaxaffect.families.lirec.losses`.
 """
 
 from __future__ import annotations
@@ -26,17 +28,25 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
-def _scores(logits: Array) -> Array:
+def scores(logits: Array) -> Array:
+    """The paper's scores ``sigmoid(logits)`` in float32."""
     return jax.nn.sigmoid(logits.astype(jnp.float32))
 
 
-def _mask(shape: tuple[int, ...], mask: Array | None) -> Array:
+def broadcast_mask(shape: tuple[int, ...], mask: Array | None) -> Array:
+    """``mask`` as bool broadcast to ``shape``; all True when None."""
     return jnp.ones(shape, bool) if mask is None else jnp.broadcast_to(mask.astype(bool), shape)
 
 
+def masked_mean(values: Array, mask: Array) -> Array:
+    """Mean of ``values`` where ``mask`` is True; 0 when nothing is valid."""
+    mask = mask.astype(jnp.float32)
+    total = jnp.sum(mask)
+    return jnp.sum(values * mask) / jnp.maximum(total, 1.0)
+
+
 def _accuracy(correct: Array, sample_mask: Array | None) -> Array:
-    m = _mask(correct.shape, sample_mask).astype(jnp.float32)
-    return jnp.sum(correct.astype(jnp.float32) * m) / jnp.maximum(jnp.sum(m), 1.0)
+    return masked_mean(correct.astype(jnp.float32), broadcast_mask(correct.shape, sample_mask))
 
 
 def _correct_pairs(true_pairs: Array, num_pairs: int) -> Array:
@@ -46,7 +56,7 @@ def _correct_pairs(true_pairs: Array, num_pairs: int) -> Array:
     return true_pairs.astype(bool)
 
 
-def _column(x: Array, labels: Array) -> Array:
+def column(x: Array, labels: Array) -> Array:
     """``x[b, :, labels[b]]`` for x [B, P, C] -> [B, P]."""
     return jnp.take_along_axis(x, labels.astype(jnp.int32)[:, None, None], axis=-1)[..., 0]
 
@@ -62,56 +72,56 @@ def predict(logits: Array) -> Array:
 def joint_score_tensor(int_logits: Array, rel_logits: Array | None = None,
                        pair_mask: Array | None = None) -> Array:
     """``T [B, P, A, R] = s_IC + s_RC`` (or ``[B, P, A]`` = ``s_IC`` alone); invalid pairs -inf."""
-    t = _scores(int_logits)
+    t = scores(int_logits)
     if rel_logits is not None:
-        t = t[..., None] + _scores(rel_logits)[:, :, None, :]
-    pm = _mask(int_logits.shape[:2], pair_mask)
+        t = t[..., None] + scores(rel_logits)[:, :, None, :]
+    pm = broadcast_mask(int_logits.shape[:2], pair_mask)
     return jnp.where(pm.reshape(pm.shape + (1,) * (t.ndim - 2)), t, -jnp.inf)
 
 
 def predict_pair(int_logits: Array, interaction: Array, pair_mask: Array | None = None,
                  rel_logits: Array | None = None, relationship: Array | None = None) -> Array:
     """Who? ``argmax_p s_IC(v, a*, p) [+ s_RC(V, r*, p)]`` over valid pairs -> [B]."""
-    col = _column(_scores(int_logits), interaction)
+    col = column(scores(int_logits), interaction)
     if rel_logits is not None:
         if relationship is None:
             raise ValueError("rel_logits needs the given relationship")
-        col = col + _column(_scores(rel_logits), relationship)
-    col = jnp.where(_mask(col.shape, pair_mask), col, -jnp.inf)
+        col = col + column(scores(rel_logits), relationship)
+    col = jnp.where(broadcast_mask(col.shape, pair_mask), col, -jnp.inf)
     return jnp.argmax(col, axis=-1).astype(jnp.int32)
 
 
-def _row(x: Array, pair: Array) -> Array:
+def row(x: Array, pair: Array) -> Array:
     """``x[b, pair[b]]`` for x [B, P, C] -> [B, C]."""
     return jnp.take_along_axis(x, pair.astype(jnp.int32)[:, None, None], axis=1)[:, 0]
 
 
 def predict_interaction_given_pair(int_logits: Array, pair: Array) -> Array:
     """Doing what? ``argmax_a s_IC(v, a, p*)`` -> [B] (a given ``r*`` adds a constant)."""
-    return predict(_row(int_logits, pair))
+    return predict(row(int_logits, pair))
 
 
 def predict_relationship_given_pair(rel_logits: Array, pair: Array) -> Array:
     """What relationship? ``argmax_r s_RC(V, r, p*)`` -> [B] (a given ``a*`` adds a constant)."""
-    return predict(_row(rel_logits, pair))
+    return predict(row(rel_logits, pair))
 
 
 def predict_joint(int_logits: Array, pair_mask: Array | None = None,
                   rel_logits: Array | None = None) -> dict[str, Array]:
     """Joint ``argmax`` over the ``P x A (x R)`` scores -> dict of [B] ints ``pair``,
     ``interaction`` (and ``relationship``)."""
-    si = _scores(int_logits)
+    si = scores(int_logits)
     best = jnp.max(si, axis=-1)
     out: dict[str, Array] = {}
     if rel_logits is not None:
-        sr = _scores(rel_logits)
+        sr = scores(rel_logits)
         best = best + jnp.max(sr, axis=-1)
-    best = jnp.where(_mask(best.shape, pair_mask), best, -jnp.inf)
+    best = jnp.where(broadcast_mask(best.shape, pair_mask), best, -jnp.inf)
     pair = jnp.argmax(best, axis=-1).astype(jnp.int32)
     out["pair"] = pair
-    out["interaction"] = predict(_row(si, pair))
+    out["interaction"] = predict(row(si, pair))
     if rel_logits is not None:
-        out["relationship"] = predict(_row(sr, pair))
+        out["relationship"] = predict(row(sr, pair))
     return out
 
 
@@ -153,9 +163,9 @@ def relationship_accuracy_by_pair(rel_logits: Array, labels: Array, pair_ids: Ar
     vote. ``O(N^2)`` memory: call on one evaluation split's outputs.
     """
     n = labels.shape[0]
-    valid = _mask((n,), sample_mask)
+    valid = broadcast_mask((n,), sample_mask)
     same = (pair_ids[:, None] == pair_ids[None, :]) & valid[None, :] & valid[:, None]
-    summed = jnp.einsum("ij,jr->ir", same.astype(jnp.float32), _scores(rel_logits),
+    summed = jnp.einsum("ij,jr->ir", same.astype(jnp.float32), scores(rel_logits),
                         precision=jax.lax.Precision.HIGHEST)
     correct = predict(summed) == labels
     weight = jnp.where(valid, 1.0 / jnp.maximum(jnp.sum(same, axis=-1), 1), 0.0)

@@ -1,10 +1,10 @@
 """LIReC max-margin losses (Kukleva et al., Sec. 3, Eqs. 2, 4, 6, 8-10, 12-14) as pure functions.
 
 Every function takes *logits* (the outputs of :class:`jaxaffect.families.lirec.model.LIReC`) and
-forms the paper's scores ``s = sigmoid(logits)`` in float32. Hinge terms are ``[m - s_pos +
-s_neg]_+``. All functions are vectorised over the batch and the candidate pairs, masked, and
-jittable (``supervision``, ``selection``, ``negatives``, ``sample_from`` and ``reduction`` are
-static Python strings; ``epoch`` and ``burn_in`` may be traced).
+forms the paper's scores ``s = sigmoid(logits)`` in float32 (``inference.scores``). Hinge terms
+are ``[m - s_pos + s_neg]_+``. All functions are vectorised over the batch and the candidate
+pairs, masked, and jittable (``supervision``, ``selection``, ``negatives``, ``sample_from`` and
+``reduction`` are static Python strings; ``epoch`` and ``burn_in`` may be traced).
 
 Conventions and choices (the paper leaves them open):
 
@@ -33,6 +33,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxaffect.families.lirec.inference import broadcast_mask, column, masked_mean, scores
+
 Array = jax.Array
 
 SUPERVISIONS: tuple[str, ...] = ("full", "weak")
@@ -47,17 +49,6 @@ DEFAULT_BURN_IN = 20
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; expected one of {allowed}")
-
-
-def _ones_mask(shape: tuple[int, ...], mask: Array | None) -> Array:
-    return jnp.ones(shape, bool) if mask is None else jnp.broadcast_to(mask.astype(bool), shape)
-
-
-def masked_mean(values: Array, mask: Array) -> Array:
-    """Mean of ``values`` where ``mask`` is True; 0 when nothing is valid."""
-    mask = mask.astype(jnp.float32)
-    total = jnp.sum(mask)
-    return jnp.sum(values * mask) / jnp.maximum(total, 1.0)
 
 
 def _reduce(per_sample: Array, mask: Array, reduction: str) -> Array:
@@ -109,13 +100,14 @@ def interaction_loss(logits: Array, labels: Array, allowed_negatives: Array | No
       sample_mask: [...] bool, False for padded samples.
       reduction: "mean" over valid samples, or "none" for the per-sample losses.
     """
-    s = jax.nn.sigmoid(logits.astype(jnp.float32))
+    s = scores(logits)
     num = s.shape[-1]
     labels = labels.astype(jnp.int32)
     pos = jnp.take_along_axis(s, labels[..., None], axis=-1)[..., 0]
-    neg_mask = _ones_mask(s.shape, allowed_negatives) & (jnp.arange(num) != labels[..., None])
+    neg_mask = (broadcast_mask(s.shape, allowed_negatives)
+                & (jnp.arange(num) != labels[..., None]))
     per = hinge_sum(pos, s, neg_mask, margin)
-    return _reduce(per, _ones_mask(labels.shape, sample_mask), reduction)
+    return _reduce(per, broadcast_mask(labels.shape, sample_mask), reduction)
 
 
 def relationship_loss(logits: Array, labels: Array, *, margin: float = DEFAULT_MARGIN,
@@ -146,24 +138,19 @@ def joint_interaction_relationship_loss(
     ``mean_v L_I``), ``relationship`` (mean ``L_R``).
     """
     b, k = int_labels.shape
-    int_mask = _ones_mask((b, k), int_mask)
+    int_mask = broadcast_mask((b, k), int_mask)
     per_clip = interaction_loss(int_logits, int_labels, allowed_negatives, margin=margin_int,
                                 sample_mask=int_mask, reduction="none")  # [B, K]
     n_clips = jnp.sum(int_mask, axis=-1)
     per_group = jnp.sum(per_clip, axis=-1) / jnp.maximum(n_clips, 1).astype(jnp.float32)
     l_int = masked_mean(per_group, n_clips > 0)
     l_rel = relationship_loss(rel_logits, rel_labels, margin=margin_rel,
-                              sample_mask=_ones_mask((b,), rel_mask))
+                              sample_mask=broadcast_mask((b,), rel_mask))
     loss = l_rel + lam * l_int
     return loss, {"loss": loss, "interaction": l_int, "relationship": l_rel}
 
 
 # --------------------------------------------------------------------------- who is interacting
-
-
-def _column(x: Array, labels: Array) -> Array:
-    """``x[b, :, labels[b]]`` for x [B, P, C] -> [B, P]."""
-    return jnp.take_along_axis(x, labels.astype(jnp.int32)[:, None, None], axis=-1)[..., 0]
 
 
 def _masked_log_softmax(logits: Array, mask: Array) -> Array:
@@ -202,21 +189,27 @@ def _sample_log_probs(logit_cols: list[Array], score_cols: list[Array], pair_mas
     return jnp.where(pair_mask & (probs > 0), jnp.log(jnp.maximum(probs, 1e-30)), -jnp.inf)
 
 
-def _pair_targets(true_pair: Array | None, also_correct: Array | None, pair_shape) -> Array:
-    """[B, P] bool of the correct pairs (``p*`` and e.g. the reversed pair of a bidirectional
-    interaction)."""
+def _pair_targets(true_pair: Array | None, also_correct: Array | None, num_pairs: int
+                  ) -> tuple[Array, Array]:
+    """Full supervision: ([B, P] bool of the correct pairs (``p*`` and e.g. the reversed pair of
+    a bidirectional interaction), the positive pair ``p*`` [B])."""
     if true_pair is None:
         raise ValueError("supervision='full' needs true_pair")
-    correct = jax.nn.one_hot(true_pair, pair_shape[1], dtype=bool)
+    correct = jax.nn.one_hot(true_pair, num_pairs, dtype=bool)
     if also_correct is not None:
         correct = correct | also_correct.astype(bool)
-    return correct
+    return correct, true_pair.astype(jnp.int32)
+
+
+def _pair_scores(logits: Array, pair_mask: Array) -> Array:
+    """Scores [B, P, C] of float32 logits, invalid pairs' logits zeroed first."""
+    return scores(jnp.where(pair_mask[:, :, None], logits, 0.0))
 
 
 def _pair_matrix_hinge(s: Array, pos_pair: Array, label: Array, cell_mask: Array,
                        hard: Array, margin: float) -> tuple[Array, Array]:
     """Positive ``s[b, pos_pair, label]`` and the sum / sum-max hinge over ``cell_mask``."""
-    pos = jnp.take_along_axis(_column(s, label), pos_pair[:, None], axis=-1)[:, 0]
+    pos = jnp.take_along_axis(column(s, label), pos_pair[:, None], axis=-1)[:, 0]
     flat = s.reshape(s.shape[0], -1)
     loss_sum = hinge_sum(pos, flat, cell_mask.reshape(flat.shape), margin)
     loss_max = hinge_sum_max(pos, s, cell_mask, margin)
@@ -257,24 +250,23 @@ def interaction_character_loss(
     """
     _check("supervision", supervision, SUPERVISIONS)
     b, p, a = logits.shape
-    pair_mask = _ones_mask((b, p), pair_mask)
+    pair_mask = broadcast_mask((b, p), pair_mask)
     labels = labels.astype(jnp.int32)
     z = logits.astype(jnp.float32)
-    s = jax.nn.sigmoid(jnp.where(pair_mask[:, :, None], z, 0.0))
-    allowed = _ones_mask((b, a), allowed_negatives)[:, None, :]
+    s = _pair_scores(z, pair_mask)
+    allowed = broadcast_mask((b, a), allowed_negatives)[:, None, :]
     if supervision == "full":
-        correct = _pair_targets(true_pair, also_correct, (b, p))
-        pos_pair = true_pair.astype(jnp.int32)
+        correct, pos_pair = _pair_targets(true_pair, also_correct, p)
     else:
         correct = None
-        col_z, col_s = _column(z, labels), _column(s, labels)
+        col_z, col_s = column(z, labels), column(s, labels)
         logp = (_sample_log_probs([col_z], [col_s], pair_mask, sample_from)
                 if selection == "sample" else col_s)
         pos_pair = select_pairs(col_s, logp, pair_mask, selection, rng)
     cells = _negative_cells((b, p, a), labels, pair_mask, allowed, supervision, correct)
     hard = use_hard_negatives(negatives, epoch, burn_in)
     per, pos = _pair_matrix_hinge(s, pos_pair, labels, cells, hard, margin)
-    valid = _ones_mask((b,), sample_mask) & jnp.any(pair_mask, axis=-1)
+    valid = broadcast_mask((b,), sample_mask) & jnp.any(pair_mask, axis=-1)
     loss = _reduce(per, valid, reduction)
     return loss, {"per_sample": jnp.where(valid, per, 0.0), "pair": pos_pair, "positive": pos,
                   "hard": hard}
@@ -310,28 +302,26 @@ def interaction_relationship_character_loss(
     _check("supervision", supervision, SUPERVISIONS)
     b, p, a = int_logits.shape
     r = rel_logits.shape[-1]
-    pair_mask = _ones_mask((b, p), pair_mask)
+    pair_mask = broadcast_mask((b, p), pair_mask)
     int_labels, rel_labels = int_labels.astype(jnp.int32), rel_labels.astype(jnp.int32)
-    valid = _ones_mask((b,), sample_mask) & jnp.any(pair_mask, axis=-1)
-    has_rel = _ones_mask((b,), rel_sample_mask) & valid
+    valid = broadcast_mask((b,), sample_mask) & jnp.any(pair_mask, axis=-1)
+    has_rel = broadcast_mask((b,), rel_sample_mask) & valid
     zi = int_logits.astype(jnp.float32)
     zr = rel_logits.astype(jnp.float32)
-    si = jax.nn.sigmoid(jnp.where(pair_mask[:, :, None], zi, 0.0))
-    sr = jax.nn.sigmoid(jnp.where(pair_mask[:, :, None], zr, 0.0))
+    si, sr = _pair_scores(zi, pair_mask), _pair_scores(zr, pair_mask)
     rel_labels_safe = jnp.where(has_rel, rel_labels, 0)
     if supervision == "full":
-        correct = _pair_targets(true_pair, also_correct, (b, p))
-        pos_pair = true_pair.astype(jnp.int32)
+        correct, pos_pair = _pair_targets(true_pair, also_correct, p)
     else:
         correct = None
-        ci, cr = _column(si, int_labels), _column(sr, rel_labels_safe)
+        ci, cr = column(si, int_labels), column(sr, rel_labels_safe)
         zero = jnp.zeros_like(cr)
         cr = jnp.where(has_rel[:, None], cr, zero)
         if selection == "sample":
-            logit_cols = [_column(zi, int_labels)]
+            logit_cols = [column(zi, int_labels)]
             if sample_from == "softmax":  # released: mean of the two softmaxes when r* is known
                 lp_i = _sample_log_probs(logit_cols, [ci], pair_mask, sample_from)
-                lp_ir = _sample_log_probs(logit_cols + [_column(zr, rel_labels_safe)],
+                lp_ir = _sample_log_probs(logit_cols + [column(zr, rel_labels_safe)],
                                           [ci, cr], pair_mask, sample_from)
                 logp = jnp.where(has_rel[:, None], lp_ir, lp_i)
             else:
@@ -341,10 +331,10 @@ def interaction_relationship_character_loss(
         pos_pair = select_pairs(ci + cr, logp, pair_mask, selection, rng)
     hard = use_hard_negatives(negatives, epoch, burn_in)
     int_cells = _negative_cells((b, p, a), int_labels, pair_mask,
-                                _ones_mask((b, a), allowed_negatives)[:, None, :],
+                                broadcast_mask((b, a), allowed_negatives)[:, None, :],
                                 supervision, correct)
     rel_cells = _negative_cells((b, p, r), rel_labels_safe, pair_mask,
-                                _ones_mask((b, p, r), rel_allowed_negatives), supervision,
+                                broadcast_mask((b, p, r), rel_allowed_negatives), supervision,
                                 correct)
     per_int, _ = _pair_matrix_hinge(si, pos_pair, int_labels, int_cells, hard, margin_int)
     per_rel, _ = _pair_matrix_hinge(sr, pos_pair, rel_labels_safe, rel_cells, hard, margin_rel)

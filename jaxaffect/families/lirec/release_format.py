@@ -22,9 +22,10 @@ The release (``Annusha/LIReC``, README "download the data") is a folder ``data_r
 ``<scene>`` is a MovieGraphs clip file stem such as ``scene-002.ss-0009.es-0020`` and ``<NNN>``
 its zero-padded scene number. The labels (interaction time spans, characters, relationships)
 exist only inside ``mg3.pkl``; ``tfds_builders/moviegraphs_lirec/export_moviegraphs_labels.py``
-turns it once into plain ``lirec_labels/<movie>.json`` files (:class:`MovieLabels`), which is all
-the builder reads. Everything here is pure python/numpy; errors are :class:`LirecFormatError`
-naming the file (and line).
+turns it once into plain ``lirec_labels/<movie>.json`` files (``release_labels.MovieLabels``),
+which is all the builder reads. This module holds the layout (paths), the shared text/JSON
+helpers and the per-clip files; ``release_labels`` the ``others/`` and ``lirec_labels/`` files.
+Everything is pure python/numpy; errors are :class:`LirecFormatError` naming the file (and line).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def _path(path: PathLike) -> epath.Path:
     return epath.Path(path)
 
 
-def _read_text(path: PathLike) -> str:
+def read_text(path: PathLike) -> str:
+    """The file's text (UTF-8, else latin-1); LirecFormatError if it is missing."""
     path = _path(path)
     if not path.exists():
         raise LirecFormatError(f"{path}: file not found")
@@ -83,22 +85,25 @@ def _read_text(path: PathLike) -> str:
         return data.decode("latin-1")
 
 
-def _write_text(path: PathLike, text: str) -> None:
+def write_text(path: PathLike, text: str) -> None:
+    """Writes `text`, creating parent folders."""
     path = _path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
 
-def _read_json(path: PathLike) -> Any:
-    text = _read_text(path)
+def read_json(path: PathLike) -> Any:
+    """The parsed JSON file; LirecFormatError if missing or invalid."""
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise LirecFormatError(f"{path}: not valid JSON ({e})") from e
 
 
-def _write_json(path: PathLike, obj: Any) -> None:
-    _write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+def write_json(path: PathLike, obj: Any) -> None:
+    """Writes `obj` as indented JSON with sorted keys."""
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 # ----------------------------------------------------------------------------- paths
@@ -147,118 +152,6 @@ def labels_path(root: PathLike, movie: str) -> epath.Path:
     return _path(root) / LABELS_DIR / f"{movie}.json"
 
 
-# ----------------------------------------------------------------------------- others/
-def read_split(path: PathLike) -> dict[str, list[str]]:
-    """Movie ids per released split key ("train", "val", "test")."""
-    obj = _read_json(path)
-    if not isinstance(obj, dict) or set(obj) - set(SPLITS) or not set(obj) & set(SPLITS):
-        raise LirecFormatError(f"{path}: expected an object with keys {sorted(SPLITS)}")
-    seen: dict[str, str] = {}
-    for key, movies in obj.items():
-        if not isinstance(movies, list) or not all(isinstance(m, str) for m in movies):
-            raise LirecFormatError(f"{path}: split {key!r} must be a list of movie ids")
-        for m in movies:
-            if m in seen:
-                raise LirecFormatError(f"{path}: movie {m!r} is in both {seen[m]!r} and {key!r}")
-            seen[m] = key
-    return {k: list(v) for k, v in obj.items()}
-
-
-def write_split(path: PathLike, split: Mapping[str, Sequence[str]]) -> None:
-    _write_json(path, {k: list(v) for k, v in split.items()})
-
-
-def read_merged_interactions(path: PathLike) -> tuple[list[str], dict[str, str]]:
-    """(merged names in file order = class index, original name -> merged name).
-
-    A merged name maps to itself, so labels may use either vocabulary.
-    """
-    names: list[str] = []
-    to_merged: dict[str, str] = {}
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = [p.strip() for p in line.split("\t")]
-        if not parts[0] or parts[0] in names:
-            raise LirecFormatError(f"{path}:{i}: empty or repeated merged name {parts[0]!r}")
-        names.append(parts[0])
-        for original in [parts[0], *parts[1:]]:
-            if original:
-                to_merged[original] = parts[0]
-    if not names:
-        raise LirecFormatError(f"{path}: no interaction names")
-    return names, to_merged
-
-
-def write_merged_interactions(path: PathLike,
-                              groups: Sequence[tuple[str, Sequence[str]]]) -> None:
-    _write_text(path, "".join("\t".join([name, *originals]) + "\n" for name, originals in groups))
-
-
-def read_relationship_map(path: PathLike) -> dict[str, str]:
-    """Original relationship (possibly several words) -> 15-class name (the last word)."""
-    mapping: dict[str, str] = {}
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
-        words = line.split()
-        if not words:
-            continue
-        if len(words) < 2:
-            raise LirecFormatError(f"{path}:{i}: expected '<relationship words> <class>'")
-        mapping[" ".join(words[:-1])] = words[-1]
-    if not mapping:
-        raise LirecFormatError(f"{path}: no relationships")
-    return mapping
-
-
-def write_relationship_map(path: PathLike, mapping: Mapping[str, str]) -> None:
-    _write_text(path, "".join(f"{k} {v}\n" for k, v in mapping.items()))
-
-
-def relationship_names(mapping: Mapping[str, str]) -> list[str]:
-    """Class order of relationships: the 15 names sorted in *reverse* alphabetical order.
-
-    This is the index order of the released code (it sorts the names with "None" and reverses),
-    so released checkpoints' relationship outputs line up with our labels.
-    """
-    return sorted(set(mapping.values()), reverse=True)
-
-
-def read_relationship_opposites(path: PathLike) -> dict[str, str]:
-    """Relationship of a -> b  ->  relationship of b -> a (e.g. parent -> child)."""
-    out: dict[str, str] = {}
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
-        words = line.split()
-        if not words:
-            continue
-        if len(words) != 2:
-            raise LirecFormatError(f"{path}:{i}: expected '<relationship> <opposite>'")
-        out[words[0]] = words[1]
-    return out
-
-
-def write_relationship_opposites(path: PathLike, opposites: Mapping[str, str]) -> None:
-    _write_text(path, "".join(f"{k} {v}\n" for k, v in opposites.items()))
-
-
-def read_org_res(path: PathLike) -> dict[str, tuple[int, int]]:
-    """Movie -> (height, width) of the original video (for face boxes on the feature grid)."""
-    out: dict[str, tuple[int, int]] = {}
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
-        words = line.split()
-        if not words:
-            continue
-        try:
-            movie, h, w = words
-            out[movie] = (int(h), int(w))
-        except ValueError as e:
-            raise LirecFormatError(f"{path}:{i}: expected 'movie height width'") from e
-    return out
-
-
-def write_org_res(path: PathLike, res: Mapping[str, tuple[int, int]]) -> None:
-    _write_text(path, "".join(f"{m} {h} {w}\n" for m, (h, w) in res.items()))
-
-
 # ----------------------------------------------------------------------------- features
 def _load_npy(path: PathLike) -> np.ndarray:
     path = _path(path)
@@ -298,7 +191,7 @@ def write_visual(path: PathLike, features: np.ndarray) -> None:
 def read_frame2time(path: PathLike) -> np.ndarray:
     """Seconds of every video frame, float64 [F] indexed by frame number (0..F-1)."""
     frames, times = [], []
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
+    for i, line in enumerate(read_text(path).splitlines(), 1):
         words = line.split()
         if not words:
             continue
@@ -314,13 +207,13 @@ def read_frame2time(path: PathLike) -> np.ndarray:
 
 
 def write_frame2time(path: PathLike, times: np.ndarray) -> None:
-    _write_text(path, "".join(f"{i} {t:.3f}\n" for i, t in enumerate(np.asarray(times))))
+    write_text(path, "".join(f"{i} {t:.3f}\n" for i, t in enumerate(np.asarray(times))))
 
 
 def read_token2idx(path: PathLike) -> list[str]:
     """Tokens of a scene's dialogue, in feature-row order (file lines 'token row')."""
     tokens: list[str] = []
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
+    for i, line in enumerate(read_text(path).splitlines(), 1):
         words = line.split()
         if not words:
             continue
@@ -331,7 +224,7 @@ def read_token2idx(path: PathLike) -> list[str]:
 
 
 def write_token2idx(path: PathLike, tokens: Sequence[str]) -> None:
-    _write_text(path, "".join(f"{t} {i}\n" for i, t in enumerate(tokens)))
+    write_text(path, "".join(f"{t} {i}\n" for i, t in enumerate(tokens)))
 
 
 def sentence_token_ranges(tokens: Sequence[str]) -> list[range]:
@@ -452,7 +345,7 @@ def parse_webvtt(text: str, path: PathLike = "<webvtt>") -> list[Cue]:
 
 
 def read_dialogs(path: PathLike) -> list[Cue]:
-    return parse_webvtt(_read_text(path), path)
+    return parse_webvtt(read_text(path), path)
 
 
 def write_webvtt(path: PathLike, cues: Sequence[Cue]) -> None:
@@ -460,7 +353,7 @@ def write_webvtt(path: PathLike, cues: Sequence[Cue]) -> None:
     for c in cues:
         blocks.append(f"{format_timestamp(c.start)} --> {format_timestamp(c.end)}\n"
                       + "".join(f"{ln}\n" for ln in c.lines))
-    _write_text(path, "\n".join(blocks))
+    write_text(path, "\n".join(blocks))
 
 
 # ----------------------------------------------------------------------------- face tracks
@@ -474,7 +367,7 @@ class FaceTrack:
 
 
 def read_ftracks(path: PathLike) -> list[FaceTrack]:
-    obj = _read_json(path)
+    obj = read_json(path)
     if not isinstance(obj, dict) or not isinstance(obj.get("ftracks"), list):
         raise LirecFormatError(f"{path}: expected an object with a list 'ftracks'")
     tracks = []
@@ -499,12 +392,12 @@ def write_ftracks(path: PathLike, tracks: Sequence[FaceTrack]) -> None:
         out.append([{"frame": int(f), "timestamp": round(float(s), 3),
                      **{c: round(float(v), 2) for c, v in zip("xywh", b)}}
                     for f, s, b in zip(t.frames, t.times, t.boxes)])
-    _write_json(path, {"ftracks": out})
+    write_json(path, {"ftracks": out})
 
 
 def read_ftrack_ids(path: PathLike) -> dict[str, list[str | None]]:
     """Scene -> character name (lower-cased) or None per track of ftracks/<movie>/<scene>."""
-    obj = _read_json(path)
+    obj = read_json(path)
     if not isinstance(obj, dict):
         raise LirecFormatError(f"{path}: expected an object scene -> list of names")
     out: dict[str, list[str | None]] = {}
@@ -516,7 +409,7 @@ def read_ftrack_ids(path: PathLike) -> dict[str, list[str | None]]:
 
 
 def write_ftrack_ids(path: PathLike, ids: Mapping[str, Sequence[str | None]]) -> None:
-    _write_json(path, {k: list(v) for k, v in ids.items()})
+    write_json(path, {k: list(v) for k, v in ids.items()})
 
 
 # ----------------------------------------------------------------------------- intersections
@@ -526,7 +419,7 @@ def read_intersections(path: PathLike) -> dict[str, list[str]]:
     import io
 
     out: dict[str, list[str]] = {}
-    for row in csv.reader(io.StringIO(_read_text(path))):
+    for row in csv.reader(io.StringIO(read_text(path))):
         if row:
             out[row[0]] = [r for r in row[1:] if r]
     return out
@@ -540,77 +433,4 @@ def write_intersections(path: PathLike, rows: Mapping[str, Sequence[str]]) -> No
     writer = csv.writer(buf, lineterminator="\n")
     for name, others in rows.items():
         writer.writerow([name, *others])
-    _write_text(path, buf.getvalue())
-
-
-# ----------------------------------------------------------------------------- labels
-@dataclasses.dataclass(frozen=True)
-class InteractionRecord:
-    """One annotated interaction of a MovieGraphs clip graph.
-
-    ``pairs`` are its directed person-to-person instances (from, to); one side is None when
-    only one participant is linked (MovieGraphs allows it). ``characters`` are the people
-    linked to the interaction in the clip graph (the candidates of Sec. 3.2).
-    """
-
-    id: str
-    scene: str
-    start: float
-    end: float
-    name: str
-    characters: tuple[str, ...]
-    pairs: tuple[tuple[str | None, str | None], ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class RelationshipRecord:
-    """A directed relationship ``source -> target`` annotated in one scene's clip graph."""
-
-    scene: str
-    source: str
-    target: str
-    name: str
-
-
-@dataclasses.dataclass(frozen=True)
-class MovieLabels:
-    movie_id: str
-    interactions: tuple[InteractionRecord, ...]
-    relationships: tuple[RelationshipRecord, ...]
-
-
-def read_movie_labels(path: PathLike) -> MovieLabels:
-    obj = _read_json(path)
-    try:
-        inters = tuple(
-            InteractionRecord(
-                id=str(d["id"]), scene=str(d["scene"]), start=float(d["start"]),
-                end=float(d["end"]), name=str(d["name"]),
-                characters=tuple(str(c).lower() for c in d["characters"]),
-                pairs=tuple((None if a is None else str(a).lower(),
-                             None if b is None else str(b).lower()) for a, b in d["pairs"]))
-            for d in obj["interactions"])
-        rels = tuple(RelationshipRecord(str(d["scene"]), str(d["source"]).lower(),
-                                        str(d["target"]).lower(), str(d["name"]))
-                     for d in obj["relationships"])
-        labels = MovieLabels(str(obj["movie_id"]), inters, rels)
-    except (KeyError, TypeError, ValueError) as e:
-        raise LirecFormatError(f"{path}: malformed labels ({type(e).__name__}: {e})") from e
-    ids = [r.id for r in labels.interactions]
-    if len(set(ids)) != len(ids):
-        raise LirecFormatError(f"{path}: repeated interaction ids")
-    for r in labels.interactions:
-        if r.end < r.start:
-            raise LirecFormatError(f"{path}: interaction {r.id!r} ends before it starts")
-        scene_number(r.scene)
-    return labels
-
-
-def write_movie_labels(path: PathLike, labels: MovieLabels) -> None:
-    _write_json(path, {
-        "movie_id": labels.movie_id,
-        "interactions": [dict(id=r.id, scene=r.scene, start=r.start, end=r.end, name=r.name,
-                              characters=list(r.characters), pairs=[list(p) for p in r.pairs])
-                         for r in labels.interactions],
-        "relationships": [dataclasses.asdict(r) for r in labels.relationships],
-    })
+    write_text(path, buf.getvalue())

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from jaxaffect.families.lirec import release_format as lf
+from jaxaffect.families.lirec import release_labels as rl
 
 GENERATOR_VERSION = 4
 README_FILE = "README.txt"
@@ -115,7 +116,7 @@ class _World:
 
 
 def _movie(rng: np.random.Generator, world: _World, movie: str, dims: dict[str, int],
-           size: dict[str, int], root: Path) -> lf.MovieLabels:
+           size: dict[str, int], root: Path) -> rl.MovieLabels:
     n_chars = size["characters"]
     names = [f"{f} {s}" for f, s in zip(rng.permutation(FIRST_NAMES)[:n_chars],
                                         rng.choice(SURNAMES, size=n_chars))]
@@ -230,17 +231,17 @@ def _movie(rng: np.random.Generator, world: _World, movie: str, dims: dict[str, 
             pairs: tuple = ((names[i], names[j]),)
             if rng.random() < PROCESS["single_participant_prob"]:
                 pairs = ((names[i], None),)
-            inters.append(lf.InteractionRecord(f"s{s + 1}i{k}", scene, s0, e0,
+            inters.append(rl.InteractionRecord(f"s{s + 1}i{k}", scene, s0, e0,
                                                INTERACTIONS[int(a_id)], chars, pairs))
             overlaps.setdefault(INTERACTIONS[int(a_id)], [])
         for (i, j), r in sorted(rel_of.items()):
             if i < j and i in present and j in present:
                 raw = [k for k, v in RAW_RELATIONSHIPS.items() if v == RELATIONSHIPS[r]]
-                rels.append(lf.RelationshipRecord(scene, names[i], names[j],
+                rels.append(rl.RelationshipRecord(scene, names[i], names[j],
                                                   raw[0] if raw else RELATIONSHIPS[r]))
         lf.write_intersections(lf.intersections_path(root, movie, scene), overlaps)
     lf.write_ftrack_ids(lf.ftrack_ids_path(root, movie), track_ids)
-    return lf.MovieLabels(movie, tuple(inters), tuple(rels))
+    return rl.MovieLabels(movie, tuple(inters), tuple(rels))
 
 
 def write_lirec_corpus(root: str | Path, *, num_movies: int = 14, seed: int = 0,
@@ -271,18 +272,18 @@ def write_lirec_corpus(root: str | Path, *, num_movies: int = 14, seed: int = 0,
     world = _World(rng, dims)
     movies = [f"tt{9000000 + k:07d}" for k in range(num_movies)]
     split = _split_movies(movies)
-    lf.write_split(root / lf.SPLIT_FILE, split)
-    lf.write_merged_interactions(root / lf.MERGED_INTERACTIONS_FILE,
+    rl.write_split(root / lf.SPLIT_FILE, split)
+    rl.write_merged_interactions(root / lf.MERGED_INTERACTIONS_FILE,
                                  [(n, [n.replace(" ", "_")]) for n in INTERACTIONS])
-    lf.write_relationship_map(root / lf.RELATIONSHIP_MAP_FILE,
+    rl.write_relationship_map(root / lf.RELATIONSHIP_MAP_FILE,
                               {**{r: r for r in RELATIONSHIPS}, **RAW_RELATIONSHIPS})
-    lf.write_relationship_opposites(root / lf.RELATIONSHIP_OPPOSITES_FILE,
+    rl.write_relationship_opposites(root / lf.RELATIONSHIP_OPPOSITES_FILE,
                                     {r: OPPOSITES.get(r, r) for r in RELATIONSHIPS})
-    lf.write_org_res(root / lf.ORG_RES_FILE, {m: ORG_RES for m in movies})
+    rl.write_org_res(root / lf.ORG_RES_FILE, {m: ORG_RES for m in movies})
     n_inter = n_inst = 0
     for movie in movies:
         labels = _movie(rng, world, movie, dims, size, root)
-        lf.write_movie_labels(lf.labels_path(root, movie), labels)
+        rl.write_movie_labels(lf.labels_path(root, movie), labels)
         n_inter += len(labels.interactions)
         n_inst += sum(len(r.pairs) for r in labels.interactions)
     summary = {"root": str(root), "splits": split, "dims": {**dims, "tracks": dims["visual"]},

@@ -45,108 +45,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxaffect.config_loading import (
-    mesh_section,
-    optimizer_section,
-    parse_arg,
-    resolve_builder_dir,
-    training_section,
-)
-from jaxaffect.data.build import synthetic_data_dir
+from jaxaffect.config_loading import resolve_builder_dir
 from jaxaffect.families.lirec import batches as lb
 from jaxaffect.families.lirec import inference as inf
 from jaxaffect.families.lirec import losses as ll
+from jaxaffect.families.lirec.configs.common import apply_released_code
 from jaxaffect.task import Task
 
 DATASET_NAME = "moviegraphs_lirec"
-KNOWN_PAIR_SETTINGS = ("interactions", "relationships", "joint")
 SELECTION = {"interactions": "interaction_top1", "relationships": "relationship_top1",
              "joint": "int_rel_mean"}
-CONFIG_ARGS = {"setting": "interactions", "modalities": "visual+text+tracks",
-               "coupling": "rel_to_int", "temporal_pool": "", "selection": "multinomial",
-               "negatives": "sum", "num_clips": 18, "released": False, "data": "synthetic",
-               "runlocal": False}
-
-
-def default_config(setting: str, arg: str | None = None) -> ml_collections.ConfigDict:
-    """The LIReC config of `setting`; `arg` is the config string of configs/lirec/*.py."""
-    a = parse_arg(arg, {**CONFIG_ARGS, "setting": setting})
-    if a.setting not in lb.SETTINGS:
-        raise ValueError(f"setting={a.setting!r}: one of {lb.SETTINGS}")
-    c = ml_collections.ConfigDict()
-    c.task = "lirec"
-    c.setting = a.setting
-    c.name = f"lirec_{a.setting}"
-    c.seed = 0
-
-    c.data = ml_collections.ConfigDict()
-    c.data.source = a.data  # synthetic | moviegraphs
-    c.data.name = DATASET_NAME
-    c.data.data_dir = synthetic_data_dir("lirec") if a.data == "synthetic" else \
-        str(Path("~/tensorflow_datasets").expanduser())
-    c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
-    c.data.memory = ""  # name of an in-memory dataset (LIReCTask.add_memory_dataset)
-    c.data.num_clips = a.num_clips  # other clips of the pair in the group V (Sec. 4.3, Fig. 5)
-    c.data.max_pairs = 20  # candidate pairs per clip (the release keeps up to 20)
-
-    c.model = ml_collections.ConfigDict()
-    c.model.released_code = bool(a.released)  # models.lirec.RELEASED_CODE + released optimiser
-    c.model.modalities = tuple(a.modalities.split("+"))  # Table 1 rows
-    c.model.coupling = a.coupling  # joint settings: none | rel_to_int | int_to_rel | both
-    c.model.temporal_pool = a.temporal_pool  # "" (inputs pooled) | avg | sum | max (Table 4)
-    c.model.joint_dim = 512
-    c.model.track_hidden_dim = 512
-    c.model.track_out_dim = 256
-    c.model.int_hidden_dim = 512  # W^I1 of Eq. 1 (size not in the paper)
-    c.model.dropout_rate = 0.3
-    c.model.rel_pool = "avg"  # g of Eq. 3: avg | max
-    c.model.rel_pool_before_tanh = False
-    c.model.separate_rel_weights = True
-
-    c.loss = ml_collections.ConfigDict()
-    c.loss.lam = ll.DEFAULT_LAMBDA
-    c.loss.margin_int = ll.DEFAULT_MARGIN
-    c.loss.margin_rel = ll.DEFAULT_MARGIN
-    c.loss.pair_selection = a.selection  # weak: multinomial | argmax (Eq. 9)
-    c.loss.sample_from = "scores"  # multinomial over the sigmoid scores (paper) | softmax
-    c.loss.negatives = a.negatives  # sum | sum_max (hard negatives after the burn-in)
-    c.loss.burn_in_epochs = ll.DEFAULT_BURN_IN
-    # Full supervision: other pairs in the column a* are negatives (Eq. 8 vs. the remark under
-    # Eq. 10). The stored overlap labels include the clip's own label, which would remove the
-    # whole column; True re-allows it. The released code keeps it removed (False).
-    c.loss.full_column_negatives = True
-
-    c.optimizer = optimizer_section(3e-5)  # Sec. 4.1: Adam, lr 3e-5, batch 64
-
-    # 50 epochs: not given in the paper; more than the 20-epoch burn-in.
-    c.training = training_section(50, 64, checkpoint_every_steps=1000)
-
-    c.mesh = mesh_section()
-
-    if a.released:
-        apply_released_code(c)
-    if a.runlocal:
-        c.model.joint_dim = c.model.track_hidden_dim = 32
-        c.model.track_out_dim = 16
-        c.model.int_hidden_dim = 32
-        c.data.num_clips = 4
-        c.training.num_epochs = 2
-        c.training.batch_size = 8
-        c.training.log_every_steps = 5
-    return c
-
-
-def apply_released_code(c: ml_collections.ConfigDict) -> None:
-    """The released code's optimiser and loss choices (Adam 3e-5, coupled weight decay 1e-5,
-    batch 64, margins 0.101, softmax sampling, no negatives in the column a*)."""
-    c.model.released_code = True
-    c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 3e-5
-    c.optimizer.weight_decay = 1e-5
-    c.training.batch_size = 64
-    c.loss.margin_int = c.loss.margin_rel = ll.DEFAULT_MARGIN
-    c.loss.sample_from = "softmax"
-    c.loss.full_column_negatives = False
 
 
 def _np(x) -> np.ndarray:
@@ -193,8 +101,8 @@ def relationship_by_pair(logits: np.ndarray, labels: np.ndarray, keys: np.ndarra
     return float(np.sum(weight * correct) / np.sum(weight)), preds
 
 
-def _either_direction(pred: np.ndarray, tp: np.ndarray, outputs: dict, mask: np.ndarray
-                      ) -> float:
+def either_direction_accuracy(pred: np.ndarray, tp: np.ndarray, outputs: dict,
+                              mask: np.ndarray) -> float:
     """Pair accuracy that also accepts the true pair read the other way round: the two
     characters are found even when the direction is not (clip-level labels alone cannot tell
     who acts on whom unless the features show it)."""
@@ -499,7 +407,7 @@ class LIReCTask(Task):
             res["joint_accuracy"] = float(inf.joint_accuracy(zi, y, t, pm, sample_mask=mj))
             preds["pair"] = _np(inf.predict_pair(zi, y, pm))
             preds["interaction"] = row.argmax(-1)
-            res["character_accuracy_either_direction"] = _either_direction(
+            res["character_accuracy_either_direction"] = either_direction_accuracy(
                 preds["pair"], tp, outputs, m)
             return res
         zr = jnp.asarray(outputs["relationship_logits"])
@@ -517,7 +425,7 @@ class LIReCTask(Task):
             rel_row, np.maximum(rel, 0), keys, mr)
         preds["pair"] = _np(inf.predict_pair(zi, y, pm, zr, r))
         preds["interaction"] = row.argmax(-1)
-        res["character_accuracy_either_direction"] = _either_direction(
+        res["character_accuracy_either_direction"] = either_direction_accuracy(
             preds["pair"], tp, outputs, mr)
         return res
 

@@ -10,7 +10,7 @@ FAMILY = Family(
     name="perr",
     summary="SMTA pairwise emotional relationships on ERATO",
     tasks={"perr": "jaxaffect.families.perr.task:PERRTask"},
-    demo="jaxaffect.families.perr.demo:run_demo",
+    demo="jaxaffect.families.perr.demo:PERRDemo",
     demo_help="SMTA vs LSTM on a synthetic ERATO-layout corpus (the default)",
     corpora={"erato": Corpus(writer="jaxaffect.families.perr.synthetic:synthesize",
                              help="the ERATO layout", size_help="clips (default 2000)")},

@@ -9,8 +9,9 @@ pays to key token j, averaged over heads. Masking rules, shared by all forms:
 * a step where every key is masked produces zeros, never NaN.
 
 The paper's appendix with the exact attention details is not available; the forms below are
-the standard ones from the cited works, and each choice is written next to its code. The
-attention logits and the softmax are computed in float32 whatever the compute dtype.
+the standard ones from the cited works, and each choice is written next to its code. The core
+(logits and softmax in float32 whatever the compute dtype, the masking) is
+`jaxaffect.nn.attention`; the scales below are the ones these forms always used.
 """
 
 from __future__ import annotations
@@ -22,41 +23,23 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxaffect.nn.attention import dot_product_attention, merge_heads, split_heads
+
 Array = jax.Array
 
 ATTENTION_KINDS: tuple[str, ...] = ("dot", "nonlocal", "multihead", "transformer")
-_NEG = -1e30  # masked logit; finite so that an all-masked row gives a (discarded) uniform softmax
-
-
-def masked_softmax(logits: Array, key_mask: Array, query_mask: Array) -> Array:
-    """Softmax over the last axis of ``logits [B, H, N, N]`` in float32, with masking.
-
-    Masked keys get weight 0; rows of absent queries and rows with no present key are all 0.
-    """
-    logits = logits.astype(jnp.float32)
-    keys = key_mask[:, None, None, :]
-    weights = jax.nn.softmax(jnp.where(keys, logits, _NEG), axis=-1)
-    valid_row = query_mask[:, None, :, None] & jnp.any(keys, axis=-1, keepdims=True)
-    return jnp.where(valid_row & keys, weights, 0.0)
 
 
 def _dense(features: int, dtype: Any, name: str, use_bias: bool = True) -> nn.Dense:
     return nn.Dense(features, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, name=name)
 
 
-def _split_heads(x: Array, num_heads: int) -> Array:
-    b, n, d = x.shape
-    return x.reshape(b, n, num_heads, d // num_heads)
-
-
-def _attend(q: Array, k: Array, v: Array, mask: Array, scale: float
-            ) -> tuple[Array, Array]:
-    """Multi-head attention core: q, k [B, N, H, dk], v [B, N, H, dv] -> ([B, N, H*dv], w)."""
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
-    weights = masked_softmax(logits, mask, mask)  # [B, H, N, N] float32
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(v.dtype), v)
-    b, n, h, dv = out.shape
-    return out.reshape(b, n, h * dv), weights
+def _attend(q: Array, k: Array, v: Array, mask: Array, scale: float) -> tuple[Array, Array]:
+    """Self-attention over tokens, absent ones masked as keys and queries: q, k [B, N, H, dk],
+    v [B, N, H, dv] -> (outputs [B, N, H*dv], float32 weights [B, H, N, N])."""
+    out, weights = dot_product_attention(q, k, v, mask, query_mask=mask, scale=scale,
+                                         return_weights=True)
+    return merge_heads(out), weights
 
 
 def _zero_absent(x: Array, mask: Array) -> Array:
@@ -76,7 +59,7 @@ class DotProductAttention(nn.Module):
                  ) -> tuple[Array, Array]:
         d = tokens.shape[-1]
         x = tokens.astype(self.dtype)
-        q, k, v = (_split_heads(_dense(d, self.dtype, n)(x), 1) for n in ("query", "key", "value"))
+        q, k, v = (split_heads(_dense(d, self.dtype, n)(x), 1) for n in ("query", "key", "value"))
         out, w = _attend(q, k, v, mask, 1.0 / math.sqrt(d))
         return _zero_absent(out, mask), w.mean(axis=1)
 
@@ -98,7 +81,7 @@ class NonLocalAttention(nn.Module):
         d = tokens.shape[-1]
         inner = max(d // 2, 1)
         x = tokens.astype(self.dtype)
-        theta, phi, g = (_split_heads(_dense(inner, self.dtype, n)(x), 1)
+        theta, phi, g = (split_heads(_dense(inner, self.dtype, n)(x), 1)
                          for n in ("theta", "phi", "g"))
         y, w = _attend(theta, phi, g, mask, 1.0)
         z = x + _dense(d, self.dtype, "w_z")(y)
@@ -107,8 +90,8 @@ class NonLocalAttention(nn.Module):
 
 class MultiHeadAttention(nn.Module):
     """Multi-head scaled dot-product self-attention (Vaswani et al., 2017) with an output
-    projection; ``num_heads`` must divide d. Dropout on the attention weights is not used
-    (so the returned weights are the ones applied)."""
+    projection; ``num_heads`` must divide d (ValueError otherwise). Dropout on the attention
+    weights is not used (so the returned weights are the ones applied)."""
 
     num_heads: int = 4
     dtype: Any = jnp.float32
@@ -116,11 +99,9 @@ class MultiHeadAttention(nn.Module):
     @nn.compact
     def __call__(self, tokens: Array, mask: Array, *, deterministic: bool = True
                  ) -> tuple[Array, Array]:
-        d = tokens.shape[-1]
-        if d % self.num_heads:
-            raise ValueError(f"model width {d} is not divisible by num_heads={self.num_heads}")
+        d = tokens.shape[-1]  # split_heads raises unless num_heads divides d
         x = tokens.astype(self.dtype)
-        q, k, v = (_split_heads(_dense(d, self.dtype, n)(x), self.num_heads)
+        q, k, v = (split_heads(_dense(d, self.dtype, n)(x), self.num_heads)
                    for n in ("query", "key", "value"))
         out, w = _attend(q, k, v, mask, 1.0 / math.sqrt(d // self.num_heads))
         out = _dense(d, self.dtype, "out")(out)

@@ -28,7 +28,13 @@ from collections.abc import Mapping
 import numpy as np
 from etils import epath
 
-from jaxaffect.data.npz import write_npz
+from jaxaffect.data.release_files import (
+    check_streams,
+    float_array,
+    mask_array,
+    read_npz,
+    write_npz,
+)
 from jaxaffect.errors import FormatError
 
 # The five modal streams of the paper (Sec. 5.1): person A, person B, background, audio, text.
@@ -143,28 +149,7 @@ class ClipFeatures:
 def validate_clip(clip: ClipFeatures, where: str,
                   expected_dims: Mapping[str, int] | None = None) -> ClipFeatures:
     """Checks shapes, dtypes and finiteness; raises EratoFormatError naming `where`."""
-    steps = None
-    for s in STREAMS:
-        if s not in clip.features or s not in clip.masks:
-            raise EratoFormatError(f"{where}: missing stream {s!r} or its mask {s + '_mask'!r}")
-        x, m = clip.features[s], clip.masks[s]
-        if x.ndim != 2:
-            raise EratoFormatError(f"{where}: stream {s!r} must be [T, d], got shape {x.shape}")
-        if m.ndim != 1 or m.shape[0] != x.shape[0]:
-            raise EratoFormatError(
-                f"{where}: mask {s + '_mask'!r} must be [T] with T={x.shape[0]}, got {m.shape}")
-        if steps is None:
-            steps = x.shape[0]
-        elif x.shape[0] != steps:
-            raise EratoFormatError(
-                f"{where}: stream {s!r} has T={x.shape[0]} but earlier streams have T={steps}")
-        if expected_dims is not None and x.shape[1] != expected_dims[s]:
-            raise EratoFormatError(
-                f"{where}: stream {s!r} has d={x.shape[1]}, dataset uses d={expected_dims[s]}")
-        if not np.all(np.isfinite(x)):
-            raise EratoFormatError(f"{where}: stream {s!r} holds NaN or inf values")
-    if not steps:
-        raise EratoFormatError(f"{where}: clip has no time steps")
+    check_streams(clip.features, clip.masks, STREAMS, where, expected_dims, EratoFormatError)
     return clip
 
 
@@ -172,20 +157,15 @@ def read_clip(path: str | epath.PathLike,
               expected_dims: Mapping[str, int] | None = None) -> ClipFeatures:
     """Reads one per-clip .npz feature file and validates it."""
     path = epath.Path(path)
-    if not path.exists():
-        raise EratoFormatError(f"{path}: feature file not found")
-    try:
-        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
-            arrays = {k: np.asarray(z[k]) for k in z.files}
-    except Exception as e:  # zipfile.BadZipFile, ValueError (pickled arrays), OSError, EOFError
-        raise EratoFormatError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
+    arrays = read_npz(path, EratoFormatError)
     features, masks = {}, {}
     for s in STREAMS:
         if s not in arrays or s + "_mask" not in arrays:
             raise EratoFormatError(
                 f"{path}: missing array {s!r} or {s + '_mask'!r} (has {sorted(arrays)})")
-        features[s] = arrays[s].astype(np.float32, copy=False)
-        masks[s] = arrays[s + "_mask"].astype(bool, copy=False)
+        features[s] = float_array(arrays[s], f"{path}: stream {s!r}", EratoFormatError)
+        masks[s] = mask_array(arrays[s + "_mask"], f"{path}: mask {s + '_mask'!r}",
+                              EratoFormatError)
     return validate_clip(ClipFeatures(features, masks), str(path), expected_dims)
 
 
@@ -197,3 +177,31 @@ def write_clip(path: str | epath.PathLike, clip: ClipFeatures) -> None:
         arrays[s] = np.asarray(clip.features[s], np.float32)
         arrays[s + "_mask"] = np.asarray(clip.masks[s], bool)
     write_npz(path, arrays)
+
+
+def write_random_manual_dir(manual_dir: str | epath.PathLike, *, num_clips: int,
+                          dims: Mapping[str, int], max_steps: int, test_fraction: float = 0.2,
+                          absent_prob: float = 0.2, seed: int = 0) -> list[Annotation]:
+    """Writes a random manual_dir in the ERATO layout (for tests and benchmarks; no signal).
+
+    Labels are drawn uniformly; T is uniform in [1, max_steps]; each stream is absent on a
+    random contiguous stretch with probability `absent_prob` (zeros there, mask False).
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(num_clips):
+        split = "test" if rng.random() < test_fraction else "train"
+        rows.append(Annotation(f"clip{i:05d}", FINE_LABELS[rng.integers(5)], split))
+        steps = int(rng.integers(1, max_steps + 1))
+        features, masks = {}, {}
+        for s in STREAMS:
+            m = np.ones(steps, bool)
+            if rng.random() < absent_prob:
+                a = int(rng.integers(steps))
+                m[a:a + int(rng.integers(1, steps + 1))] = False
+            x = rng.standard_normal((steps, dims[s]), dtype=np.float32)
+            features[s], masks[s] = np.where(m[:, None], x, 0.0).astype(np.float32), m
+        path = feature_path(manual_dir, rows[-1].clip_id)
+        write_clip(path, ClipFeatures(features, masks))
+    write_annotations(manual_dir, rows)
+    return rows

@@ -1,8 +1,9 @@
 """grain input pipeline over a prepared ERATO TFDS directory (reads without tensorflow).
 
 Data flow: record files (TFRecord or ArrayRecord, as built) -> split selection (validation is
-carved from the builder's train split) -> per-host part -> decode with the dataset's
-`features.deserialize_example_np` -> `pad_or_crop` -> batch (numpy).
+carved from the builder's train split, `jaxaffect.data.splits`) -> per-host part
+(`jaxaffect.data.hosts`) -> decode with the dataset's `features.deserialize_example_np` ->
+`pad_or_crop` -> batch (numpy).
 
 * TFRecord (sequential files): the shard files are read with `TFRecordIterDataset`, their order
   shuffled per epoch, interleaved, and the records shuffled in a window of `shuffle_window`.
@@ -25,7 +26,6 @@ works with `grain.checkpoint.CheckpointSave`/`CheckpointRestore`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import threading
@@ -36,7 +36,9 @@ import grain
 import numpy as np
 from etils import epath
 
+from jaxaffect.data.hosts import HostView, host_share, resolve_hosts
 from jaxaffect.data.records import DatasetFiles, builder_dir_for, dataset_files, read_records
+from jaxaffect.data.splits import stratified_hash_pick, validation_count
 from jaxaffect.families.perr.erato_format import COARSE_LABELS, FINE_LABELS
 from jaxaffect.families.perr.transforms import collate, pad_or_crop, padding_example
 
@@ -127,14 +129,9 @@ def _split_labels(files: DatasetFiles, tfds_split: str) -> dict[str, Any]:
             "coarse_label": np.asarray(entry["coarse_label"], np.int64)}
 
 
-def _clip_hash(clip_id: str) -> str:
-    return hashlib.sha256(clip_id.encode("utf-8")).hexdigest()
-
-
 def _validation_positions(files: DatasetFiles, fraction: float) -> np.ndarray:
     """Positions (in the train split) of the carved validation examples, sorted."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {fraction}")
+    count = validation_count(fraction)  # raises unless 0 <= fraction < 1
     labels = _split_labels(files, "train")
     ids, fine = labels["clip_id"], labels["label"]
     key = repr(float(fraction))
@@ -144,14 +141,9 @@ def _validation_positions(files: DatasetFiles, fraction: float) -> np.ndarray:
     if cached is not None:
         chosen = set(cached)
     else:
-        # Stratified: in every fine class, round(fraction * n_class) clips (halves up; at most
-        # n_class - 1, so every class keeps a training example), taken in the order of a hash
-        # of the clip id, so the choice depends on neither seed nor the clip naming scheme.
-        chosen = set()
-        for c in range(len(FINE_LABELS)):
-            members = [ids[i] for i in np.flatnonzero(fine == c)]
-            k = min(int(np.floor(fraction * len(members) + 0.5)), max(len(members) - 1, 0))
-            chosen.update(sorted(members, key=_clip_hash)[:k])
+        # Stratified by fine class, chosen by a hash of the clip id, so the choice depends on
+        # neither seed nor the clip naming scheme (`jaxaffect.data.splits`).
+        chosen = stratified_hash_pick(ids, fine, count)
         with _index_lock:
             index["validation"][key] = sorted(chosen)
             _save_index(files, index)
@@ -275,6 +267,18 @@ class _Decode:
         return pad_or_crop(self.features.deserialize_example_np(record), self.max_steps)
 
 
+@dataclasses.dataclass(frozen=True)
+class _HostRows:
+    """Decodes this host's rows [start, start + count) of a global batch of records."""
+
+    decode: _Decode
+    start: int
+    count: int
+
+    def __call__(self, records: list[bytes]) -> dict[str, Any]:
+        return collate([self.decode(r) for r in records[self.start:self.start + self.count]])
+
+
 def _file_entries(files: DatasetFiles, tfds_split: str, positions: np.ndarray) -> list[tuple]:
     """[(path, record indices in that file)] for the files holding any of `positions`."""
     entries, start = [], 0
@@ -286,17 +290,6 @@ def _file_entries(files: DatasetFiles, tfds_split: str, positions: np.ndarray) -
     return entries
 
 
-def _resolve_hosts(process_index: int | None, process_count: int | None) -> tuple[int, int]:
-    if process_index is None or process_count is None:
-        import jax  # imported here so that reading data alone does not start jax
-
-        process_index = jax.process_index() if process_index is None else process_index
-        process_count = jax.process_count() if process_count is None else process_count
-    if not 0 <= process_index < process_count:
-        raise ValueError(f"process_index={process_index} not in [0, {process_count})")
-    return process_index, process_count
-
-
 def make_dataset(builder_dir: str, split: str, *, batch_size: int, max_steps: int,
                  shuffle: bool, seed: int = 0, num_epochs: int | None = 1,
                  validation_fraction: float = 0.1, process_index: int | None = None,
@@ -304,58 +297,63 @@ def make_dataset(builder_dir: str, split: str, *, batch_size: int, max_steps: in
     """Batches of this host for `split` (see the module docstring for the semantics).
 
     `batch_size` is the global batch size; each host yields batch_size // process_count
-    examples per batch. Host h takes the examples at positions h, h + P, h + 2P, ... of the
-    split (P hosts); for training every host keeps the same number, floor(N / P), so that all
-    hosts run the same number of steps (at most P - 1 examples per epoch are left out).
+    examples per batch. Training: the split is shuffled as one global stream of records and
+    host h decodes rows [h * b, (h + 1) * b) of every global batch (b = batch_size / P), so the
+    global batches do not depend on the process count (`jaxaffect.data.hosts`); records of
+    other hosts are read but not decoded. Evaluation: host h takes positions h, h + P, ... and
+    its last batch is padded with `valid=False` examples.
     """
     builder_dir = os.fspath(builder_dir)
     files = dataset_files(builder_dir)
-    process_index, process_count = _resolve_hosts(process_index, process_count)
-    if batch_size <= 0 or batch_size % process_count:
-        raise ValueError(f"global batch_size={batch_size} must be a positive multiple of "
-                         f"process_count={process_count}")
-    if num_epochs is not None and num_epochs < 1:
-        raise ValueError(f"num_epochs must be None or >= 1, got {num_epochs}")
-    local_batch = batch_size // process_count
+    process_index, process_count = resolve_hosts(process_index, process_count)
     tfds_split, positions = _split_positions(files, split, validation_fraction)
-    total = positions.shape[0]
-    if total == 0:
+    if positions.shape[0] == 0:
         raise ValueError(f"{builder_dir}: split {split!r} is empty "
                          f"(validation_fraction={validation_fraction})")
-    host = positions[process_index::process_count]
+    try:
+        # Training validates against one process: every host reads the whole global stream.
+        share = host_share(positions, batch_size=batch_size, train=shuffle,
+                           process_index=0 if shuffle else process_index,
+                           process_count=1 if shuffle else process_count,
+                           num_epochs=num_epochs)
+    except ValueError as e:
+        raise ValueError(f"{builder_dir}, split {split!r}: {e}") from None
+    if shuffle and batch_size % process_count:
+        raise ValueError(f"global batch_size={batch_size} must be a positive multiple of "
+                         f"process_count={process_count}")
+    local_batch = batch_size // process_count
     decode = _Decode(files.features, stream_dims(builder_dir), max_steps)
-
-    if shuffle:
-        host = host[: total // process_count]
-        if host.size < local_batch:
-            raise ValueError(f"split {split!r} has {host.size} examples per host, fewer than "
-                             f"one batch of {local_batch}")
-    else:
-        per_host = -(-total // process_count)
-        num_pad = -(-per_host // local_batch) * local_batch - host.size
 
     if files.file_format == "array_record":
         source = grain.sources.ArrayRecordDataSource(list(files.filepaths[tfds_split]))
         if shuffle:
-            ds = grain.MapDataset.source(host.tolist()).shuffle(seed=seed)
+            ds = grain.MapDataset.source(positions.tolist()).shuffle(seed=seed)
+            if num_epochs != 1:
+                ds = ds.repeat(num_epochs)
+            ds = HostView(ds, batch_size=batch_size, process_index=process_index,
+                          process_count=process_count)
         else:
-            ds = grain.MapDataset.source(host.tolist() + [-1] * num_pad)
-        if num_epochs != 1:
-            ds = ds.repeat(num_epochs)
+            ds = grain.MapDataset.source(share.positions.tolist() + [-1] * share.num_pad)
+            if num_epochs != 1:
+                ds = ds.repeat(num_epochs)
         ds = ds.map(_ReadRecord(source)).map(decode)
         ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=64))
-    else:
-        entries = _file_entries(files, tfds_split, host)
-        if shuffle:
-            file_ds = grain.MapDataset.source(entries).shuffle(seed=seed)
-        else:
-            file_ds = grain.MapDataset.source(entries + ([(None, num_pad)] if num_pad else []))
+        return ds.batch(local_batch, drop_remainder=shuffle, batch_fn=collate)
+    if shuffle:
+        entries = _file_entries(files, tfds_split, positions)
+        file_ds = grain.MapDataset.source(entries).shuffle(seed=seed)
         if num_epochs != 1:
             file_ds = file_ds.repeat(num_epochs)
         ds = grain.experimental.InterleaveIterDataset(
-            file_ds.map(_entry_dataset), cycle_length=min(len(entries), 16) if shuffle else 1)
-        if shuffle:
-            ds = grain.experimental.WindowShuffleIterDataset(
-                ds, window_size=max(1, shuffle_window), seed=seed)
-        ds = ds.map(decode)
-    return ds.batch(local_batch, drop_remainder=shuffle, batch_fn=collate)
+            file_ds.map(_entry_dataset), cycle_length=min(len(entries), 16))
+        ds = grain.experimental.WindowShuffleIterDataset(
+            ds, window_size=max(1, shuffle_window), seed=seed)
+        ds = ds.batch(batch_size, drop_remainder=True, batch_fn=list)  # global, undecoded
+        return ds.map(_HostRows(decode, process_index * local_batch, local_batch))
+    entries = _file_entries(files, tfds_split, share.positions)
+    num_pad = share.num_pad
+    file_ds = grain.MapDataset.source(entries + ([(None, num_pad)] if num_pad else []))
+    if num_epochs != 1:
+        file_ds = file_ds.repeat(num_epochs)
+    ds = grain.experimental.InterleaveIterDataset(file_ds.map(_entry_dataset), cycle_length=1)
+    return ds.map(decode).batch(local_batch, drop_remainder=False, batch_fn=collate)

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from etils import epath
 
+from jaxaffect.data.build import publish_corpus, stage_corpus
 from jaxaffect.families.perr import erato_format as ef
 
 GENERATOR_VERSION = 1
 CORPUS_FILE = "SYNTHETIC_CORPUS.json"
 README_FILE = "README.txt"
 CLIP_PREFIX = "synthetic_"
-_PARTIAL_MARKER = ".synthetic_corpus_partial"
 
 # ERATO class priors (paper Table 2), in ef.FINE_LABELS order.
 CLASS_PRIORS: dict[str, float] = {
@@ -350,7 +347,8 @@ def answered_templates(events) -> set[int]:
     return fired
 
 
-def _resolve_dims(dims: dict[str, int] | None) -> dict[str, int]:
+def resolve_dims(dims: dict[str, int] | None) -> dict[str, int]:
+    """Feature size per stream: DEFAULT_DIM, overridden by `dims` (validated)."""
     out = {s: DEFAULT_DIM for s in ef.STREAMS}
     unknown = set(dims or {}) - set(ef.STREAMS)
     if unknown:
@@ -384,7 +382,7 @@ def generate_corpus(out_dir: str, *, num_clips: int = 2000, seed: int = 0,
     If `out_dir` already holds a corpus written with identical parameters it is kept as is and
     its summary returned; any other non-empty `out_dir` is refused.
     """
-    dims = _resolve_dims(dims)
+    dims = resolve_dims(dims)
     if num_clips < 1 or not 0.0 < test_fraction < 1.0:
         raise ValueError(f"need num_clips >= 1 and 0 < test_fraction < 1, got {num_clips}, "
                          f"{test_fraction}")
@@ -397,23 +395,10 @@ def generate_corpus(out_dir: str, *, num_clips: int = 2000, seed: int = 0,
               "answer_lags": list(ANSWER_LAGS), "guard": GUARD}
     params = json.loads(json.dumps(params))  # the form it takes when read back
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        try:
-            previous = json.loads((out / CORPUS_FILE).read_text())
-        except (OSError, ValueError):
-            previous = None
-        if previous is not None and previous.get("parameters") == params:
-            return previous
-        raise FileExistsError(
-            f"{out}: folder is not empty and is not a synthetic corpus written with the same "
-            f"parameters; pass an empty or new folder (or delete this one)")
-    tmp = out.parent / f".{out.name}.partial"
-    if tmp.exists():
-        if not (tmp / _PARTIAL_MARKER).exists():
-            raise FileExistsError(f"{tmp}: exists and was not left by this generator")
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    (tmp / _PARTIAL_MARKER).touch()
+    previous, tmp = stage_corpus(out, params, lambda o: json.loads((o / CORPUS_FILE).read_text()),
+                                 what="synthetic corpus")
+    if previous is not None:
+        return previous
 
     world = make_world(seed, dims)
     counts = largest_remainder(num_clips, [CLASS_PRIORS[c] for c in ef.FINE_LABELS])
@@ -443,10 +428,7 @@ def generate_corpus(out_dir: str, *, num_clips: int = 2000, seed: int = 0,
     summary = {"parameters": params, **_statistics(rows, infos, np.asarray(steps))}
     (tmp / CORPUS_FILE).write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     (tmp / README_FILE).write_text(_readme({k: v for k, v in params.items() if k != "process"}))
-    (tmp / _PARTIAL_MARKER).unlink()
-    if out.exists():
-        out.rmdir()  # empty (checked above)
-    tmp.rename(out)
+    publish_corpus(tmp, out)
     return summary
 
 
@@ -479,34 +461,6 @@ def _statistics(rows, infos, steps: np.ndarray) -> dict:
         "placement_retries": int(sum(i.retries for i, _ in infos)),
         "mask_redraws_after_failed_placement": int(sum(i.mask_redraws for i, _ in infos)),
     }
-
-
-def write_random_manual_dir(manual_dir: str | epath.PathLike, *, num_clips: int,
-                          dims: Mapping[str, int], max_steps: int, test_fraction: float = 0.2,
-                          absent_prob: float = 0.2, seed: int = 0) -> list[ef.Annotation]:
-    """Writes a random manual_dir in the ERATO layout (for tests and benchmarks; no signal).
-
-    Labels are drawn uniformly; T is uniform in [1, max_steps]; each stream is absent on a
-    random contiguous stretch with probability `absent_prob` (zeros there, mask False).
-    """
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(num_clips):
-        split = "test" if rng.random() < test_fraction else "train"
-        rows.append(ef.Annotation(f"clip{i:05d}", ef.FINE_LABELS[rng.integers(5)], split))
-        steps = int(rng.integers(1, max_steps + 1))
-        features, masks = {}, {}
-        for s in ef.STREAMS:
-            m = np.ones(steps, bool)
-            if rng.random() < absent_prob:
-                a = int(rng.integers(steps))
-                m[a:a + int(rng.integers(1, steps + 1))] = False
-            x = rng.standard_normal((steps, dims[s]), dtype=np.float32)
-            features[s], masks[s] = np.where(m[:, None], x, 0.0).astype(np.float32), m
-        path = ef.feature_path(manual_dir, rows[-1].clip_id)
-        ef.write_clip(path, ef.ClipFeatures(features, masks))
-    ef.write_annotations(manual_dir, rows)
-    return rows
 
 
 def synthesize(out: str, *, size: int | None, seed: int) -> dict:

@@ -1,4 +1,7 @@
-"""PERR: pairwise emotional relationship recognition on ERATO (SMTA and its Table 3 baselines)."""
+"""PERR: pairwise emotional relationship recognition on ERATO (SMTA and its Table 3 baselines).
+
+The configs are `jaxaffect/families/perr/configs/` (`configs/perr/` links there).
+"""
 
 from __future__ import annotations
 
@@ -11,72 +14,11 @@ import ml_collections
 import numpy as np
 
 from jaxaffect import losses, metrics
-from jaxaffect.config_loading import (
-    mesh_section,
-    optimizer_section,
-    parse_arg,
-    resolve_builder_dir,
-    training_section,
-)
-from jaxaffect.data.build import synthetic_data_dir
+from jaxaffect.config_loading import resolve_builder_dir
 from jaxaffect.families.perr import erato_format as ef
 from jaxaffect.families.perr import pipeline
 from jaxaffect.families.perr.losses import perr_loss
 from jaxaffect.task import Task
-
-CONFIG_ARGS = {"attention": "transformer", "labels": "fine", "data": "synthetic",
-               "runlocal": False}
-
-
-def default_config(fusion: str, arg: str | None) -> ml_collections.ConfigDict:
-    """The shared PERR config; `arg` is the config string of configs/perr/*.py."""
-    a = parse_arg(arg, CONFIG_ARGS)
-    if a.labels not in ("fine", "coarse"):
-        raise ValueError(f"labels={a.labels!r}: fine (5 classes) or coarse (3 classes)")
-    if a.attention not in ("dot", "nonlocal", "multihead", "transformer"):
-        raise ValueError(f"attention={a.attention!r}: dot, nonlocal, multihead or transformer")
-    c = ml_collections.ConfigDict()
-    c.task = "perr"
-    c.name = fusion if fusion == "lstm" else f"{fusion}_{a.attention}"
-    c.seed = 0
-    c.labels = a.labels
-
-    c.data = ml_collections.ConfigDict()
-    c.data.source = a.data  # erato | synthetic: where data_dir points by default
-    c.data.name = "erato"
-    c.data.data_dir = synthetic_data_dir("erato") if a.data == "synthetic" else \
-        str(Path("~/tensorflow_datasets").expanduser())
-    c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
-    c.data.max_steps = 36  # ERATO clips are 5-35 s; one step per second
-    c.data.validation_fraction = 0.1
-    c.data.shuffle_window = 1024
-
-    c.model = ml_collections.ConfigDict()
-    c.model.fusion = fusion  # lstm | attention | smta
-    c.model.attention = a.attention
-    c.model.hidden_size = 128
-    c.model.num_heads = 4
-    c.model.dropout_rate = 0.1
-    c.model.smta_impl = "parallel"  # or "scan": the same function, attention inside the scan
-
-    c.loss = ml_collections.ConfigDict()
-    c.loss.class_weighting = False  # inverse-frequency class weights (not used in the paper)
-
-    # Paper Sec. 5.1: Adam, lr 5e-3, x0.1 every 15 epochs, 50 epochs, batch 16.
-    c.optimizer = optimizer_section(5e-3, decay_every_epochs=15, decay_factor=0.1)
-
-    c.training = training_section(50, 16, checkpoint_every_steps=500)
-
-    c.mesh = mesh_section()
-
-    if a.runlocal:  # a tiny debug run
-        c.model.hidden_size = 16
-        c.model.num_heads = 2
-        c.training.num_epochs = 2
-        c.training.log_every_steps = 5
-        c.training.checkpoint_every_steps = 20
-        c.data.max_steps = 12
-    return c
 
 
 class PERRTask(Task):

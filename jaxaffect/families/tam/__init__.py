@@ -1,8 +1,9 @@
 """TAM: cross-temporal multimodal transformer with time-sync-comment pretraining (VE-8,
 Ekman-6, LIRIS-ACCEDE, Bilibili danmaku).
 
-tasks "tam" (fusion strategies, fine-tuning) and "tam_pretrain" (TSC pretraining); danmaku,
-lexicon and annotation readers used by the builders; the synthetic corpus and demo.
+tasks "tam" (fusion strategies, fine-tuning) and "tam_pretrain" (TSC pretraining); their config
+files in configs/ (`configs/tam/` links there); danmaku, lexicon and annotation readers used by
+the builders; the synthetic corpus and demo.
 """
 
 from jaxaffect.family import Corpus, Family
@@ -12,7 +13,7 @@ FAMILY = Family(
     summary="CTM transformer + time-sync-comment pretraining",
     tasks={"tam": "jaxaffect.families.tam.task:TAMTask",
            "tam_pretrain": "jaxaffect.families.tam.pretrain_task:TAMPretrainTask"},
-    demo="jaxaffect.families.tam.demo:run_tam_demo",
+    demo="jaxaffect.families.tam.demo:TAMDemo",
     demo_help="TSC pretraining then few-label fine-tuning, with and without pretraining",
     corpora={"tam": Corpus(writer="jaxaffect.families.tam.synthetic:synthesize",
                            help="bilibili_tsc + video_emotion8 layouts",

@@ -14,7 +14,7 @@ Segment choice (paper Sec. 5.2: "we randomly sample T consecutive video segments
 * training (an rng is given): a window of ``T`` consecutive segments at a uniformly random
   start; videos with at most ``T`` segments keep them all.
 * evaluation, video tasks: ``T`` segments spread uniformly over the whole video
-  (:func:`jaxaffect.families.perr.transforms.crop_indices`, deterministic), all of them if shorter.
+  (:func:`jaxaffect.data.sequences.crop_indices`, deterministic), all of them if shorter.
   The paper does not say how evaluation picks segments; spreading them covers the whole video.
 * evaluation, pretraining: the centred window of ``T`` consecutive segments (deterministic),
   because comments must keep the segment they belong to and the window stays contiguous as in

@@ -3,8 +3,8 @@
 Data: the ``bilibili_tsc`` build (windows of ``data.num_segments`` consecutive segments and
 their comments, :func:`jaxaffect.families.tam.batches.tsc_example`). Splits: ``validation`` is a
 deterministic ``data.validation_fraction`` of the build's train split chosen by a hash of
-``example_id`` (stable across seeds and builds), ``train`` the rest, ``train_full`` all of it,
-``test`` the build's test split.
+``example_id`` (:func:`jaxaffect.data.splits.in_hash_fraction`, stable across seeds and
+builds), ``train`` the rest, ``train_full`` all of it, ``test`` the build's test split.
 
 Model: :class:`~jaxaffect.families.tam.tsc_decoder.TAMPretrainModel`; params
 ``{"encoder", "decoder", "word_head"}``, so fine-tuning copies ``params["encoder"]``. The words are
@@ -15,12 +15,12 @@ with ``pretrain.lambda_w`` / ``lambda_t`` (Table 4).
 Model selection: the validation pretraining loss (Eq. 10 over the chosen tasks, averaged over
 the split's masked words and comments), lower is better: it is the objective itself, exists
 for every Table 4 row, and is not saturated like an accuracy on a small validation set.
+
+Config fields: ``configs/tam/pretrain.py`` (:mod:`jaxaffect.families.tam.configs.pretrain`).
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -28,199 +28,64 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxaffect.config_loading import (
-    ConfigError,
-    init_from_section,
-    mesh_section,
-    optimizer_section,
-    parse_arg,
-    resolve_builder_dir,
-    training_section,
-)
-from jaxaffect.data import prepared
-from jaxaffect.data.memory_dataset import make_batches
+from jaxaffect.data import prepared, splits
 from jaxaffect.families.tam import batches as tam_batches
 from jaxaffect.families.tam import tsc_objectives as tp
-from jaxaffect.families.tam.fusion_baselines import STRATEGIES
+from jaxaffect.families.tam.data_task import TAMDataTask
 from jaxaffect.nn import compute_dtype
-from jaxaffect.task import Task
 
 MASKINGS = {"emotional": 0.0, "random10": 0.1, "random20": 0.2, "random30": 0.3}
 # Never masked: padding, start, mask and unknown-word tokens ([UNK] carries no word to predict).
 SPECIAL_IDS = (tam_batches.PAD_ID, tam_batches.START_ID, tam_batches.MASK_ID,
                tam_batches.UNK_ID)
-CONFIG_ARGS = {"masking": "emotional", "tasks": "word+time", "lambda": "1:1",
-               "strategy": "ctm", "runlocal": False}
 
 
-def pretrain_config(arg: str | None) -> ml_collections.ConfigDict:
-    """The config of configs/tam/pretrain.py."""
-    a = parse_arg(arg, CONFIG_ARGS)
-    if a.masking not in MASKINGS:
-        raise ConfigError(f"masking={a.masking!r}: one of {sorted(MASKINGS)}")
-    tasks = tuple(t for t in a.tasks.split("+") if t)
-    if not tasks or set(tasks) - set(tp.TASKS):
-        raise ConfigError(f"tasks={a.tasks!r}: word, time or word+time")
-    try:
-        lw, lt = (float(x) for x in a["lambda"].split(":"))
-    except ValueError as e:
-        raise ConfigError(f"lambda={a['lambda']!r}: expected w:t, e.g. 1:1") from e
-    if a.strategy not in STRATEGIES:
-        raise ConfigError(f"strategy={a.strategy!r}: one of {STRATEGIES}")
-    c = ml_collections.ConfigDict()
-    c.task = "tam_pretrain"
-    c.name = f"tam_pretrain_{a.masking}_{'+'.join(tasks)}_{a['lambda'].replace(':', 'to')}"
-    c.seed = 0
-
-    c.data = ml_collections.ConfigDict()
-    c.data.name = "bilibili_tsc"
-    c.data.data_dir = str(Path("~/tensorflow_datasets").expanduser())
-    c.data.builder_dir = ""
-    c.data.validation_fraction = 0.05
-    c.data.num_segments = 64  # T consecutive segments per window (Sec. 5.2)
-    c.data.max_comments = 32  # comments kept per window (random subset in training)
-
-    c.model = ml_collections.ConfigDict()
-    c.model.strategy = a.strategy  # the paper pretrains the CTM module
-    c.model.width = 768
-    c.model.num_layers = 12
-    c.model.num_heads = 12
-    c.model.mlp_dim = 0  # 0: 4 * width
-    c.model.max_segments = 64  # must equal the fine-tuning config's
-    c.model.share_across_modalities = True
-    c.model.dropout_rate = 0.1
-    c.model.decoder_layers = 8  # Sec. 5.2: L = 8 decoder layers
-    c.model.max_words = 16
-    c.model.remat = False
-    c.model.dtype = "float32"
-
-    c.pretrain = ml_collections.ConfigDict()
-    c.pretrain.masking = a.masking
-    c.pretrain.tasks = tasks
-    c.pretrain.lambda_w = lw
-    c.pretrain.lambda_t = lt
-    # Word logits only at the first `max_masked` masked words of each window (0: at every
-    # word position). Fewer masked words than this: identical loss; more: the rest unscored.
-    c.pretrain.max_masked = 128
-
-    # Sec. 5.2 (pre-training): Adam, lr 1e-3 x0.1 every 50 epochs, 200 epochs. Weight decay
-    # 0.005 as in the paper's general optimiser setting (the pretraining paragraph names none).
-    c.optimizer = optimizer_section(1e-3, weight_decay=0.005, decay_every_epochs=50,
-                                    decay_factor=0.1)
-
-    c.init_from = init_from_section()
-
-    c.training = training_section(200, 16, checkpoint_every_steps=1000)  # batch: not given
-
-    c.evaluation = ml_collections.ConfigDict()
-    c.evaluation.selection_metric = "loss"
-
-    c.mesh = mesh_section()
-
-    if a.runlocal:
-        c.model.width = 32
-        c.model.num_layers = 2
-        c.model.num_heads = 4
-        c.model.decoder_layers = 2
-        c.model.max_segments = 8
-        c.data.num_segments = 8
-        c.data.max_comments = 8
-        c.training.num_epochs = 2
-        c.training.batch_size = 4
-        c.training.log_every_steps = 1
-        c.training.checkpoint_every_steps = 20
-    return c
-
-
-def validation_hash(example_id: str) -> float:
-    """A number in [0, 1) fixed by ``example_id`` (SHA-256), independent of seeds."""
-    h = int.from_bytes(hashlib.sha256(example_id.encode("utf-8")).digest()[:8], "big")
-    return h / 2.0**64
-
-
-def in_validation(example_id: str, fraction: float) -> bool:
-    """Whether ``example_id`` falls in the validation part (a hash, not the seed, decides)."""
-    return validation_hash(example_id) < fraction
-
-
-class TAMPretrainTask(Task):
+class TAMPretrainTask(TAMDataTask):
     host_keys = ("example_id",)
+    required_metadata = ("vocab", "stream_dims")
+    dummy_true = ("segment_mask", "comment_mask", "valid")
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
-        self.builder_dir = resolve_builder_dir(config.data)
         p = config.pretrain
         if p.masking not in MASKINGS:
             raise ValueError(f"pretrain.masking={p.masking!r}: one of {sorted(MASKINGS)}")
         self.tasks = tuple(p.tasks)
-        self._splits: dict[str, list[dict]] | None = None
-        self._meta: dict[str, Any] | None = None
 
     # -- data ---------------------------------------------------------------------------------
-    def metadata(self) -> dict[str, Any]:
-        if self._meta is None:
-            meta = prepared.load_metadata(self.builder_dir)
-            for key in ("vocab", "stream_dims"):
-                if key not in meta:
-                    raise ValueError(f"{self.builder_dir}: the build records no {key!r}")
-            self._meta = meta
-        return self._meta
-
-    def stream_dims(self) -> dict[str, int]:
-        dims = self.metadata()["stream_dims"]
-        return {s: int(dims[s]) for s in tam_batches.STREAMS}
-
     def vocab_size(self) -> int:
         return len(self.metadata()["vocab"])
 
-    def splits(self) -> dict[str, list[dict]]:
-        if self._splits is None:
-            frac = float(self.config.data.validation_fraction)
-            full = prepared.read_examples(self.builder_dir, "train")
-            flags = [in_validation(str(ex["example_id"]), frac) for ex in full]
-            self._splits = {
-                "train": [ex for ex, f in zip(full, flags) if not f],
-                "validation": [ex for ex, f in zip(full, flags) if f],
-                "train_full": list(full)}
-            if "test" in prepared.split_names(self.builder_dir):
-                self._splits["test"] = prepared.read_examples(self.builder_dir, "test")
-        return self._splits
+    def read_splits(self) -> dict[str, list[dict]]:
+        frac = float(self.config.data.validation_fraction)
+        full = prepared.read_examples(self.builder_dir, "train")
+        flags = [splits.in_hash_fraction(str(ex["example_id"]), frac) for ex in full]
+        out = {"train": [ex for ex, f in zip(full, flags) if not f],
+               "validation": [ex for ex, f in zip(full, flags) if f],
+               "train_full": list(full)}
+        if "test" in prepared.split_names(self.builder_dir):
+            out["test"] = prepared.read_examples(self.builder_dir, "test")
+        return out
 
-    def _examples(self, split: str) -> list[dict]:
-        s = self.splits()
-        if split not in s:
-            raise ValueError(f"{self.builder_dir}: no split {split!r}; have {sorted(s)}")
-        if not s[split]:
+    def examples(self, split: str) -> list[dict]:
+        out = super().examples(split)
+        if not out:
             raise ValueError(f"split {split!r} is empty (data.validation_fraction="
                              f"{self.config.data.validation_fraction})")
-        return s[split]
+        return out
 
-    def num_examples(self, split: str) -> int:
-        return len(self._examples(split))
+    def transform(self) -> tam_batches.TSCTransform:
+        d = self.config.data
+        return tam_batches.TSCTransform(int(d.num_segments), int(d.max_comments))
 
-    def _padding(self) -> dict[str, Any]:
+    def padding(self) -> dict[str, Any]:
         d = self.config.data
         return tam_batches.tsc_padding(self.stream_dims(), int(d.num_segments),
                                        int(d.max_comments), int(self.config.model.max_words))
 
-    def dataset(self, split, *, train, seed, num_epochs, process_index, process_count):
-        d = self.config.data
-        return make_batches(
-            self._examples(split), batch_size=self.config.training.batch_size, train=train,
-            seed=seed, num_epochs=num_epochs, process_index=process_index,
-            process_count=process_count,
-            transform=tam_batches.TSCTransform(int(d.num_segments), int(d.max_comments)),
-            padding=self._padding())
-
     def dummy_batch(self, batch_size: int) -> dict[str, Any]:
-        pad = self._padding()
-        batch = jax.tree_util.tree_map(
-            lambda x: np.zeros((batch_size,) + np.shape(x), np.asarray(x).dtype),
-            {k: v for k, v in pad.items() if k not in self.host_keys})
-        batch["segment_mask"][:] = True
-        batch["comment_mask"][:] = True
+        batch = super().dummy_batch(batch_size)
         batch["tokens"][..., 0] = tam_batches.START_ID
-        batch["valid"][:] = True
         return batch
 
     # -- model --------------------------------------------------------------------------------
@@ -333,9 +198,6 @@ class TAMPretrainTask(Task):
                        for n in ("word", "time") for k in ("correct", "count")}}
                    for i in range(len(outputs["valid"]))]
         return result, records
-
-    def selection_metric(self) -> str:
-        return self.config.evaluation.selection_metric
 
     def selection_mode(self) -> str:
         return "min" if self.selection_metric().endswith("loss") else "max"

@@ -19,14 +19,15 @@ Parameters: ``params["encoder"]`` (the fusion encoder; a CTM one loads from a pr
 with ``init_from.subtrees=(("encoder", "encoder"),)``) and ``params["head"]`` (the classifier /
 regressor), so ``optimizer.param_groups=(("^encoder/", 1e-5), ("^head/", 1e-4))`` gives the
 paper's fine-tuning rates.
+
+Config fields: ``configs/tam/ctm.py`` and ``configs/tam/finetune.py``
+(:mod:`jaxaffect.families.tam.configs`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -35,137 +36,18 @@ import ml_collections
 import numpy as np
 
 from jaxaffect import losses, metrics
-from jaxaffect.config_loading import (
-    ConfigError,
-    init_from_section,
-    mesh_section,
-    optimizer_section,
-    parse_arg,
-    resolve_builder_dir,
-    training_section,
-)
-from jaxaffect.data import prepared
-from jaxaffect.data.memory_dataset import make_batches
+from jaxaffect.data import prepared, splits
 from jaxaffect.families.tam import annotations as aa
 from jaxaffect.families.tam import batches as tam_batches
-from jaxaffect.families.tam.fusion_baselines import STRATEGIES
+from jaxaffect.families.tam.configs.common import DATASETS
+from jaxaffect.families.tam.data_task import TAMDataTask
 from jaxaffect.nn import compute_dtype
-from jaxaffect.task import Task
 
 Array = jax.Array
 VE8_CLASSES, EK6_CLASSES = aa.VE8_CLASSES, aa.EK6_CLASSES
 VALENCE_CLASSES, AROUSAL_CLASSES = aa.VALENCE_CLASSES, aa.AROUSAL_CLASSES
-
-# dataset key -> build name, label key or regression targets, class names, paper T / batch /
-# epochs (Sec. 5.2: T=64, batch 8, 100 epochs for VE-8 and YF-6; T=16, batch 16, 20 epochs for
-# MediaEval) and the default split index (VE-8: the first of the ten random splits).
-DATASETS: dict[str, dict[str, Any]] = {
-    "ve8": dict(name="video_emotion8", label_key="label", classes=VE8_CLASSES,
-                num_segments=64, batch_size=8, num_epochs=100, split_index=0),
-    "ek6": dict(name="ekman6", label_key="label", classes=EK6_CLASSES,
-                num_segments=64, batch_size=8, num_epochs=100, split_index=-1),
-    "me2015_valence": dict(name="liris_accede", label_key="valence_class",
-                           classes=VALENCE_CLASSES, num_segments=16, batch_size=16,
-                           num_epochs=20, split_index=-1),
-    "me2015_arousal": dict(name="liris_accede", label_key="arousal_class",
-                           classes=AROUSAL_CLASSES, num_segments=16, batch_size=16,
-                           num_epochs=20, split_index=-1),
-    "me2016": dict(name="liris_accede", target_keys=("valence", "arousal"),
-                   num_segments=16, batch_size=16, num_epochs=20, split_index=-1),
-}
+# Builds whose train and test lists are split by class_list_splits (LIRIS-ACCEDE has its own).
 CLASS_LIST_DATASETS = ("video_emotion8", "ekman6")
-
-CONFIG_ARGS = {"dataset": "ve8", "strategy": "ctm", "split": -2, "runlocal": False,
-               "modalities": "image+motion+audio",
-               "pretrained": ""}
-
-
-def default_config(arg: str | None, *, finetune: bool = False) -> ml_collections.ConfigDict:
-    """The config of configs/tam/ctm.py (``finetune``: configs/tam/finetune.py)."""
-    a = parse_arg(arg, CONFIG_ARGS)
-    if a.dataset not in DATASETS:
-        raise ConfigError(f"dataset={a.dataset!r}: one of {sorted(DATASETS)}")
-    if a.strategy not in STRATEGIES:
-        raise ConfigError(f"strategy={a.strategy!r}: one of {STRATEGIES}")
-    if finetune and not a.pretrained:
-        raise ConfigError("finetune needs pretrained=<workdir of a pretraining run>")
-    if not finetune and a.pretrained:
-        raise ConfigError("pretrained=... belongs to configs/tam/finetune.py")
-    ds = DATASETS[a.dataset]
-    c = ml_collections.ConfigDict()
-    c.task = "tam"
-    c.dataset = a.dataset
-    c.name = f"tam_{a.strategy}_{a.dataset}" + ("_finetune" if finetune else "")
-    c.seed = 0
-
-    c.data = ml_collections.ConfigDict()
-    c.data.name = ds["name"]
-    c.data.data_dir = str(Path("~/tensorflow_datasets").expanduser())
-    c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
-    c.data.split_index = ds["split_index"] if a.split == -2 else int(a.split)
-    c.data.split_seed = 0
-    c.data.validation_fraction = 0.15  # Sec. 5.2: 15 % of the training set
-    c.data.validation_seed = 0
-    # > 0: keep only this many training videos per class (few-label fine-tuning; chosen by a
-    # hash of the video id). Validation and test are unchanged.
-    c.data.train_per_class = 0
-    c.data.num_segments = ds["num_segments"]
-    c.data.label_key = ds.get("label_key", "")
-    c.data.target_keys = tuple(ds.get("target_keys", ()))
-    if c.data.split_index >= 0 and ds["name"] != "video_emotion8":
-        raise ConfigError(f"split={c.data.split_index}: random splits are VE-8's protocol")
-
-    c.model = ml_collections.ConfigDict()
-    c.model.strategy = a.strategy
-    # Table 1: the streams the fusion module sees (a pretrained encoder needs the same set).
-    c.model.modalities = tuple(m for m in a.modalities.split("+") if m)
-    unknown = set(c.model.modalities) - set(tam_batches.STREAMS)
-    if unknown or not c.model.modalities:
-        raise ConfigError(f"modalities={a.modalities!r}: '+'-joined streams of "
-                          f"{tam_batches.STREAMS}")
-    c.model.width = 768  # Sec. 5.2: features mapped to 768-d
-    c.model.num_layers = 12  # L = 12
-    # CTM family: 12 heads (ViT-B); the concat/divide/joint baselines: 8 heads (Sec. 5.3).
-    c.model.num_heads = 12 if a.strategy in ("ctm", "inner", "cross") else 8
-    c.model.mlp_dim = 0  # 0: 4 * width
-    c.model.max_segments = 64  # rows of P_e; must equal the pretraining run's
-    c.model.dropout_rate = 0.1
-    c.model.head_dropout = 0.0
-    c.model.readout = "auto"
-    c.model.share_across_modalities = True
-    c.model.remat = False
-    c.model.dtype = "float32"  # or "bfloat16" (compute; params stay float32)
-
-    # Sec. 5.2: Adam, lr 1e-4, weight decay 0.005 (PyTorch-style coupled L2), no decay schedule.
-    c.optimizer = optimizer_section(1e-4, weight_decay=0.005)
-
-    c.init_from = init_from_section()
-
-    c.training = training_section(ds["num_epochs"], ds["batch_size"])
-
-    c.evaluation = ml_collections.ConfigDict()
-    # Classification selects on accuracy; MediaEval 2016 on the mean PCC of valence and
-    # arousal, as the paper does (Sec. 5.5: "we use the PCC ... to choose the best model").
-    c.evaluation.selection_metric = "pcc" if ds.get("target_keys") else "accuracy"
-
-    c.mesh = mesh_section()
-
-    if finetune:  # Sec. 5.2: fusion module 1e-5, classifier/regressor 1e-4, 50 epochs
-        c.init_from.workdir = str(Path(a.pretrained).expanduser())
-        c.init_from.subtrees = (("encoder", "encoder"),)
-        c.optimizer.param_groups = (("^encoder/", 1e-5), ("^head/", 1e-4))
-        c.training.num_epochs = 50
-    if a.runlocal:
-        c.model.width = 32
-        c.model.num_layers = 2
-        c.model.num_heads = 4
-        c.data.num_segments = min(c.data.num_segments, 8)
-        c.model.max_segments = 8
-        c.training.num_epochs = 2
-        c.training.batch_size = 4
-        c.training.log_every_steps = 1
-        c.training.checkpoint_every_steps = 20
-    return c
 
 
 # ------------------------------------------------------------------------------ splits
@@ -202,16 +84,13 @@ def class_list_splits(train: Sequence[dict], test: Sequence[dict], *, split_inde
 
 def first_per_class(examples: Sequence[dict], per_class: int, label_key: str) -> list[dict]:
     """At most `per_class` examples of each class, the ones with the smallest SHA-256 of their
-    video id (deterministic, unrelated to id order); returned in video-id order."""
-    def key(ex: dict) -> str:
-        return hashlib.sha256(str(ex["video_id"]).encode()).hexdigest()
-
-    kept: dict[int, list[dict]] = {}
-    for ex in sorted(examples, key=key):
-        bucket = kept.setdefault(int(ex[label_key]), [])
-        if len(bucket) < per_class:
-            bucket.append(ex)
-    return sorted((ex for b in kept.values() for ex in b), key=lambda ex: str(ex["video_id"]))
+    video id (`jaxaffect.data.splits.stratified_hash_pick`: deterministic, unrelated to id
+    order); returned in video-id order."""
+    ids = [str(ex["video_id"]) for ex in examples]
+    keep = splits.stratified_hash_pick(ids, [int(ex[label_key]) for ex in examples],
+                                       lambda n: per_class)
+    return sorted((ex for ex, vid in zip(examples, ids) if vid in keep),
+                  key=lambda ex: str(ex["video_id"]))
 
 
 # ------------------------------------------------------------------------------ losses/metrics
@@ -262,90 +141,49 @@ def selection_mode_for(metric: str) -> str:
 
 # ------------------------------------------------------------------------------ task
 
-class TAMTask(Task):
+class TAMTask(TAMDataTask):
     host_keys = ("video_id",)
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
-        d = config.data
-        self.builder_dir = resolve_builder_dir(d)
-        self.target_keys = tuple(d.get("target_keys", ()) or ())
+        self.target_keys = tuple(config.data.get("target_keys", ()) or ())
         self.classification = not self.target_keys
         if self.classification:
             self.class_names = tuple(DATASETS[config.dataset]["classes"])
-        self._splits: dict[str, list[dict]] | None = None
-        self._dims: dict[str, int] | None = None
 
     # -- data ---------------------------------------------------------------------------------
-    def stream_dims(self) -> dict[str, int]:
-        if self._dims is None:
-            meta = prepared.load_metadata(self.builder_dir)
-            if "stream_dims" not in meta:
-                raise ValueError(f"{self.builder_dir}: the build records no stream_dims")
-            self._dims = {s: int(meta["stream_dims"][s]) for s in tam_batches.STREAMS}
-        return self._dims
+    def read_splits(self) -> dict[str, list[dict]]:
+        d = self.config.data
+        names = prepared.split_names(self.builder_dir)
+        read = lambda s: prepared.read_examples(self.builder_dir, s)
+        if d.name in CLASS_LIST_DATASETS or "validation" not in names:
+            label_key = d.label_key or "valence_class"  # stratify regression by class
+            out = class_list_splits(
+                read("train"), read("test"), split_index=int(d.split_index),
+                split_seed=int(d.split_seed), validation_fraction=float(d.validation_fraction),
+                validation_seed=int(d.validation_seed), label_key=label_key)
+        else:  # LIRIS-ACCEDE: the build's own validation set
+            if int(d.split_index) >= 0:
+                raise ValueError("data.split_index >= 0 is VE-8's random-split protocol")
+            train, val, test = read("train"), read("validation"), read("test")
+            out = {"train": train, "validation": val, "test": test, "train_full": train + val}
+        per_class = int(d.get("train_per_class", 0) or 0)
+        if per_class > 0:
+            if not d.label_key:
+                raise ValueError("data.train_per_class needs a classification dataset")
+            out["train"] = first_per_class(out["train"], per_class, d.label_key)
+        return out
 
-    def splits(self) -> dict[str, list[dict]]:
-        """Every split's examples (read once)."""
-        if self._splits is None:
-            d = self.config.data
-            names = prepared.split_names(self.builder_dir)
-            read = lambda s: prepared.read_examples(self.builder_dir, s)
-            if d.name in CLASS_LIST_DATASETS or "validation" not in names:
-                label_key = d.label_key or "valence_class"  # stratify regression by class
-                self._splits = class_list_splits(
-                    read("train"), read("test"), split_index=int(d.split_index),
-                    split_seed=int(d.split_seed),
-                    validation_fraction=float(d.validation_fraction),
-                    validation_seed=int(d.validation_seed), label_key=label_key)
-            else:  # LIRIS-ACCEDE: the build's own validation set
-                if int(d.split_index) >= 0:
-                    raise ValueError("data.split_index >= 0 is VE-8's random-split protocol")
-                train, val, test = read("train"), read("validation"), read("test")
-                self._splits = {"train": train, "validation": val, "test": test,
-                                "train_full": train + val}
-            per_class = int(d.get("train_per_class", 0) or 0)
-            if per_class > 0:
-                if not d.label_key:
-                    raise ValueError("data.train_per_class needs a classification dataset")
-                self._splits["train"] = first_per_class(self._splits["train"], per_class,
-                                                        d.label_key)
-        return self._splits
-
-    def _examples(self, split: str) -> list[dict]:
-        s = self.splits()
-        if split not in s:
-            raise ValueError(f"unknown split {split!r}; one of {sorted(s)}")
-        return s[split]
-
-    def num_examples(self, split: str) -> int:
-        return len(self._examples(split))
-
-    def _transform(self) -> tam_batches.VideoTransform:
+    def transform(self) -> tam_batches.VideoTransform:
         return tam_batches.VideoTransform(
             num_segments=int(self.config.data.num_segments),
             label_key=self.config.data.label_key if self.classification else None,
             target_keys=self.target_keys)
 
-    def _padding(self) -> dict[str, Any]:
+    def padding(self) -> dict[str, Any]:
         return tam_batches.video_padding(self.stream_dims(), int(self.config.data.num_segments),
                                          classification=self.classification,
                                          num_targets=len(self.target_keys))
-
-    def dataset(self, split, *, train, seed, num_epochs, process_index, process_count):
-        return make_batches(self._examples(split), batch_size=self.config.training.batch_size,
-                            train=train, seed=seed, num_epochs=num_epochs,
-                            process_index=process_index, process_count=process_count,
-                            transform=self._transform(), padding=self._padding())
-
-    def dummy_batch(self, batch_size: int) -> dict[str, Any]:
-        pad = self._padding()
-        batch = jax.tree_util.tree_map(
-            lambda x: np.zeros((batch_size,) + np.shape(x), np.asarray(x).dtype),
-            {k: v for k, v in pad.items() if k not in self.host_keys})
-        batch["segment_mask"][:] = True
-        batch["valid"][:] = True
-        return batch
 
     # -- model --------------------------------------------------------------------------------
     def num_outputs(self) -> int:
@@ -450,9 +288,6 @@ class TAMTask(Task):
                               title=f"{self.config.get('name', 'tam')} on {split} "
                                     f"(accuracy {metrics_['accuracy']:.3f})")
         return [path]
-
-    def selection_metric(self) -> str:
-        return self.config.evaluation.selection_metric
 
     def selection_mode(self) -> str:
         return selection_mode_for(self.selection_metric())

@@ -15,7 +15,13 @@ from collections.abc import Mapping
 import numpy as np
 from etils import epath
 
-from jaxaffect.data.npz import write_npz
+from jaxaffect.data.release_files import (
+    check_streams,
+    float_array,
+    mask_array,
+    read_npz,
+    write_npz,
+)
 from jaxaffect.errors import FormatError
 
 # Per-segment streams used by TAM: frame appearance (CLIP), motion (R3D) and audio (VGGish).
@@ -33,40 +39,14 @@ def read_video(path: str | epath.PathLike,
                expected_dims: Mapping[str, int] | None = None) -> tuple[Features, Features]:
     """(features, masks) of one video's .npz; raises FormatError naming `path`."""
     path = epath.Path(path)
-    if not path.exists():
-        raise FormatError(f"{path}: feature file not found")
-    try:
-        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
-            arrays = {k: np.asarray(z[k]) for k in z.files}
-    except Exception as e:  # BadZipFile, ValueError (pickled arrays), OSError, EOFError
-        raise FormatError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
-    features, masks = {}, {}
-    steps = None
-    for s in STREAMS:
-        if s not in arrays:
-            raise FormatError(f"{path}: missing array {s!r} (has {sorted(arrays)})")
-        x = arrays[s]
-        if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
-            raise FormatError(
-                f"{path}: stream {s!r} must be a float [T, d] array, got {x.dtype} {x.shape}")
-        if steps is None:
-            steps = x.shape[0]
-        elif x.shape[0] != steps:
-            raise FormatError(
-                f"{path}: stream {s!r} has T={x.shape[0]} but earlier streams have T={steps}")
-        if expected_dims is not None and x.shape[1] != expected_dims[s]:
-            raise FormatError(
-                f"{path}: stream {s!r} has d={x.shape[1]}, dataset uses d={expected_dims[s]}")
-        if not np.all(np.isfinite(x)):
-            raise FormatError(f"{path}: stream {s!r} holds NaN or inf values")
-        m = arrays.get(s + "_mask", np.ones(x.shape[0], bool))
-        if m.shape != (x.shape[0],):
-            raise FormatError(
-                f"{path}: mask {s + '_mask'!r} must be [T] with T={x.shape[0]}, got {m.shape}")
-        features[s] = x.astype(np.float32, copy=False)
-        masks[s] = m.astype(bool, copy=False)
-    if not steps:
-        raise FormatError(f"{path}: video has no segments")
+    arrays = read_npz(path)
+    missing = [s for s in STREAMS if s not in arrays]
+    if missing:
+        raise FormatError(f"{path}: missing array {missing[0]!r} (has {sorted(arrays)})")
+    features = {s: float_array(arrays[s], f"{path}: stream {s!r}") for s in STREAMS}
+    masks = {s: mask_array(arrays.get(s + "_mask", np.ones(arrays[s].shape[:1], bool)),
+                           f"{path}: mask {s + '_mask'!r}") for s in STREAMS}
+    check_streams(features, masks, STREAMS, str(path), expected_dims)
     return features, masks
 
 

@@ -1,0 +1,152 @@
+"""Reading a user's release folder safely: paths stay inside it, text is UTF-8, arrays are what
+they claim to be; and .npz files written byte-reproducibly. Every refusal is a `FormatError`
+naming the file (and line or field).
+
+Builders join ids and names taken from annotation files into paths; `inside` resolves such a
+path and refuses one that leaves the release folder (`..`, an absolute path, or a symlink that
+points outside, unless symlinks are allowed).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from etils import epath
+
+from jaxaffect.errors import FormatError
+
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip member can carry
+#: Set JAXAFFECT_ALLOW_SYMLINKS=1 to follow symlinks that point outside a release folder.
+ALLOW_SYMLINKS_ENV = "JAXAFFECT_ALLOW_SYMLINKS"
+
+
+def symlinks_allowed() -> bool:
+    return os.environ.get(ALLOW_SYMLINKS_ENV, "") not in ("", "0", "false", "no")
+
+
+def inside(root: str | os.PathLike, relative: str, *, where: str,
+           allow_symlinks: bool | None = None) -> Path:
+    """`root / relative`, refused when it resolves outside `root`.
+
+    `where` names the source of `relative` (e.g. "trainlist01.txt:12") for the message. With
+    symlinks allowed, a link may point anywhere, but `..` and absolute names are still refused.
+    """
+    allow = symlinks_allowed() if allow_symlinks is None else allow_symlinks
+    base = Path(os.path.abspath(os.fspath(root)))
+    if not relative or os.path.isabs(relative) or "\0" in relative:
+        raise FormatError(f"{where}: {relative!r} is not a relative path inside the release")
+    joined = Path(os.path.normpath(base / relative))
+    if joined != base and base not in joined.parents:
+        raise FormatError(f"{where}: {relative!r} leaves the release folder {base}")
+    if not allow:
+        real_base = Path(os.path.realpath(base))
+        real = Path(os.path.realpath(joined))
+        if real != real_base and real_base not in real.parents:
+            raise FormatError(f"{where}: {relative!r} is a symlink to {real}, outside the "
+                              f"release folder {base} (set {ALLOW_SYMLINKS_ENV}=1 to allow)")
+    return joined
+
+
+def read_utf8(path: str | os.PathLike) -> str:
+    """The text of a release file; bytes that are not UTF-8 give one error with file and line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise FormatError(f"{path}:{line}: not UTF-8 (byte {data[e.start]:#04x} at offset "
+                          f"{e.start}); save the file as UTF-8") from None
+
+
+def float_array(x: Any, where: str, error: type[FormatError] = FormatError) -> np.ndarray:
+    """A real floating-point feature array as float32; strings, objects, ints and non-finite
+    values are refused (ints are refused because they usually mean ids or a wrong array)."""
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise error(f"{where} must hold floating-point features, got dtype {arr.dtype}")
+    with np.errstate(over="ignore"):  # values beyond float32 are reported below
+        out = arr.astype(np.float32, copy=False)
+    if arr.size and not np.all(np.isfinite(out)):
+        beyond = " (finite in the file but beyond float32)" if np.all(np.isfinite(arr)) else ""
+        raise error(f"{where} holds NaN or inf values{beyond}")
+    return out
+
+
+def mask_array(x: Any, where: str, error: type[FormatError] = FormatError) -> np.ndarray:
+    """A presence mask as bool: bool arrays, or numbers that are exactly 0 or 1 (NaN, other
+    values and strings are refused rather than read as True)."""
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise error(f"{where} must be bool or 0/1 numbers, got dtype {arr.dtype}")
+    ok = (arr == 0) | (arr == 1)
+    if not np.all(ok):
+        bad = arr[~ok].ravel()[0].item()
+        raise error(f"{where} must hold only 0/1 (or True/False), found {bad!r}")
+    return arr.astype(bool)
+
+
+def read_npz(path: str | epath.PathLike, error: type[FormatError] = FormatError
+             ) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (pickled objects refused); `error` (a FormatError) for a
+    missing or unreadable file."""
+    path = epath.Path(path)
+    if not path.exists():
+        raise error(f"{path}: feature file not found")
+    try:
+        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+            return {k: np.asarray(z[k]) for k in z.files}
+    except Exception as e:  # BadZipFile, ValueError (pickled arrays), OSError, EOFError
+        raise error(f"{path}: not a readable .npz file ({type(e).__name__}: {e})"
+                          ) from None
+
+
+def write_npz(path: str | epath.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Writes `arrays` (name -> array) to `path` (parent folders created), byte-reproducibly:
+    `np.savez` stamps members with the current time, here they carry a fixed date. Plain
+    uncompressed .npz (np.load reads it; pickled objects are refused)."""
+    path = epath.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(value), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=FIXED_DATE), buf.getvalue())
+
+
+def check_streams(features: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
+                  streams: tuple[str, ...], where: str,
+                  expected_dims: Mapping[str, int] | None = None,
+                  error: type[FormatError] = FormatError) -> int:
+    """Checks per-stream feature sequences `[T, d_s]` and masks `[T]`: every stream present,
+    one shared T > 0, d_s as expected, finite values. Returns T."""
+    steps = None
+    for s in streams:
+        if s not in features or s not in masks:
+            raise error(f"{where}: missing stream {s!r} or its mask {s + '_mask'!r}")
+        x, m = np.asarray(features[s]), np.asarray(masks[s])
+        if x.ndim != 2:
+            raise error(f"{where}: stream {s!r} must be [T, d], got shape {x.shape}")
+        if m.ndim != 1 or m.shape[0] != x.shape[0]:
+            raise error(f"{where}: mask {s + '_mask'!r} must be [T] with T={x.shape[0]}, "
+                        f"got {m.shape}")
+        if steps is None:
+            steps = x.shape[0]
+        elif x.shape[0] != steps:
+            raise error(f"{where}: stream {s!r} has T={x.shape[0]} but earlier streams have "
+                        f"T={steps}")
+        if expected_dims is not None and x.shape[1] != expected_dims[s]:
+            raise error(f"{where}: stream {s!r} has d={x.shape[1]}, dataset uses "
+                        f"d={expected_dims[s]}")
+        if not np.all(np.isfinite(x)):
+            raise error(f"{where}: stream {s!r} holds NaN or inf values")
+    if not steps:
+        raise error(f"{where}: no time steps")
+    return int(steps)
