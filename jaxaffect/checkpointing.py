@@ -1,8 +1,9 @@
 """Orbax checkpoints of the train state and the grain iterator; preemption-safe saving.
 
 Two managers live under `<workdir>/checkpoints/`:
-- `latest/`: train state + data iterator, saved every `checkpoint_every_steps`, at the end of
-  every epoch and when SIGTERM arrives; resuming reads the newest one.
+- `latest/`: train state + data iterator + the trainer's logging window (so a resumed run logs
+  the same running means as an uninterrupted one), saved every `checkpoint_every_steps`, at
+  the end of every epoch and when SIGTERM arrives; resuming reads the newest one.
 - `best/`: train state only, kept by the validation metric (model selection never reads test).
 """
 
@@ -33,7 +34,7 @@ class Checkpoints:
             root / LATEST,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                  enable_async_checkpointing=False),
-            item_names=("state", "data"),
+            item_names=("state", "data", "log"),
         )
         self.best = ocp.CheckpointManager(
             root / BEST,
@@ -47,23 +48,33 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self.latest.latest_step()
 
-    def save_latest(self, step: int, state: Any, data_iter: Any | None, force: bool = True) -> None:
+    def save_latest(self, step: int, state: Any, data_iter: Any | None,
+                    log_state: dict | None = None, force: bool = True) -> None:
         if step in self.latest.all_steps():
             return
         items = {"state": ocp.args.StandardSave(state)}
         if data_iter is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+        if log_state is not None:
+            items["log"] = ocp.args.JsonSave(log_state)
         self.latest.save(step, args=ocp.args.Composite(**items), force=force)
         self.latest.wait_until_finished()
 
     def restore_latest(self, abstract_state: Any, data_iter: Any | None,
-                       step: int | None = None) -> Any:
+                       step: int | None = None, with_log: bool = False) -> Any:
+        """The state (and the data iterator, in place) of the newest `latest` checkpoint; with
+        `with_log`, (state, log_state or None for checkpoints written without one)."""
         step = self.latest.latest_step() if step is None else step
         items = {"state": ocp.args.StandardRestore(abstract_state)}
         if data_iter is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+        has_log = (self.root / LATEST / str(step) / "log").is_dir()
+        if with_log and has_log:
+            items["log"] = ocp.args.JsonRestore()
         restored = self.latest.restore(step, args=ocp.args.Composite(**items))
-        return restored["state"]
+        if not with_log:
+            return restored["state"]
+        return restored["state"], (restored["log"] if has_log else None)
 
     # -- best ---------------------------------------------------------------------------------
     def best_step(self) -> int | None:

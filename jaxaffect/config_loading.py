@@ -48,10 +48,20 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         raise ConfigError(f"{path}: cannot be imported as a Python file")
     module = importlib.util.module_from_spec(spec_obj)
     sys.modules[module_name] = module
-    spec_obj.loader.exec_module(module)
+    try:
+        spec_obj.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:  # an import or a statement of the file failed
+        raise ConfigError(f"{path}: cannot be loaded ({type(e).__name__}: {e})") from None
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path}: defines no get_config(arg)")
-    config = module.get_config(arg or None)
+    try:
+        config = module.get_config(arg or None)
+    except ConfigError:
+        raise
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}:{arg}: {e}") from None
     config.config_file = str(path)
     config.config_arg = arg or ""
     return config
@@ -115,7 +125,7 @@ def optimizer_section(learning_rate: float, *, name: str = "adam", weight_decay:
                       decay_every_epochs: int = 0, decay_factor: float = 0.1,
                       grad_clip_norm: float = 0.0, param_groups: tuple = ()
                       ) -> ml_collections.ConfigDict:
-    """`config.optimizer` as `jaxaffect.train.make_optimizer` reads it ("adam" weight decay is
+    """`config.optimizer` as `jaxaffect.optimizers.make_optimizer` reads it ("adam" weight decay is
     the coupled L2 of torch.optim.Adam; decay_every_epochs=0 keeps the rate constant)."""
     return ml_collections.ConfigDict({
         "name": name, "learning_rate": learning_rate, "weight_decay": weight_decay,
@@ -141,7 +151,7 @@ def mesh_section() -> ml_collections.ConfigDict:
 
 def init_from_section() -> ml_collections.ConfigDict:
     """`config.init_from`: another run's subtrees copied onto a fresh model (off when
-    `workdir` is empty); see `jaxaffect.train.load_pretrained`."""
+    `workdir` is empty); see `jaxaffect.optimizers.load_pretrained`."""
     return ml_collections.ConfigDict({"workdir": "", "which": "best", "subtrees": ()})
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxaffect.checkpointing import Checkpoints
 from jaxaffect.config_loading import config_from_json
+from jaxaffect.errors import FormatError
 from jaxaffect.metrics import mean_std
 from jaxaffect.run_logging import MetricWriter
 from jaxaffect.train import Setup, run_evaluation
@@ -71,7 +72,17 @@ def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, 
                           "use `jaxaffect eval` on a built dataset")
     batch = task.load_clip(features)
     batch["valid"] = np.ones((1,), bool)
+    _refuse_empty_masks(features, batch)
     out = jax.device_get(task.predict(setup.model, state.params, batch))
+    bad = [k for k, v in out.items()
+           if np.issubdtype(np.asarray(v).dtype, np.inexact) and not np.all(np.isfinite(v))]
+    if bad:
+        peak = max((float(np.max(np.abs(x))) for x in jax.tree_util.tree_leaves(batch)
+                    if np.issubdtype(np.asarray(x).dtype, np.floating) and np.size(x)),
+                   default=0.0)
+        raise FormatError(f"{features}: the model's {', '.join(sorted(bad))} are not finite "
+                          f"for these features (largest |value| {peak:.3g}); are they on the "
+                          "scale of the training features?")
     if "probs" not in out:  # regression: one value per target
         values = np.asarray(out["prediction"][0])
         names = list(getattr(task, "target_keys", [f"target_{i}" for i in range(len(values))]))
@@ -83,6 +94,18 @@ def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, 
     return {"features": features, "checkpoint_step": int(step),
             "prediction": names[int(probs.argmax())],
             "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+
+
+def _refuse_empty_masks(features: str, batch: dict) -> None:
+    """A clip with no present input has nothing to predict from. Presence is read from the
+    batch's `masks` entry (per-stream masks) when it has one, else from its `*mask` entries."""
+    tree = batch["masks"] if isinstance(batch.get("masks"), dict) else {
+        k: v for k, v in batch.items() if k.endswith("mask")}
+    masks = [np.asarray(v) for v in jax.tree_util.tree_leaves(tree)
+             if np.asarray(v).dtype == np.bool_]
+    if masks and not any(bool(m.any()) for m in masks):
+        raise FormatError(f"{features}: every presence mask is False (no stream is present "
+                          "at any step); there is nothing to predict from")
 
 
 def summarize_seeds(results: list[dict[str, float]], keys: list[str] | None = None

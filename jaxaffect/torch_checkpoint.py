@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 import pickle
 import struct
 import zipfile
@@ -139,10 +140,22 @@ def _read_zip(path: str) -> Any:
         def storage_for(pid: tuple) -> _Storage:
             _, stype, key, _location, numel = pid[:5]
             if key not in storages:
-                raw = zf.read(f"{prefix}data/{key}")
+                name = f"{prefix}data/{key}"
                 dtype = stype.dtype.newbyteorder(">") if big else stype.dtype
-                if len(raw) < int(numel) * dtype.itemsize:
+                numel = _check_count(path, numel, f"storage {key}")
+                try:
+                    info = zf.getinfo(name)
+                except KeyError:
+                    raise CheckpointError(f"{path}: storage {key} is missing from the archive"
+                                          ) from None
+                # Sizes are checked against the archive before anything is read or allocated:
+                # torch.save stores storages uncompressed, so a member's size is its real size.
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise CheckpointError(f"{path}: storage {key} is compressed; torch.save "
+                                          "writes storages uncompressed")
+                if info.file_size < numel * dtype.itemsize:
                     raise CheckpointError(f"{path}: storage {key} is shorter than {numel} items")
+                raw = zf.read(name)
                 st = _Storage(stype.dtype, numel)
                 st.data = np.frombuffer(raw, dtype, count=int(numel)).astype(stype.dtype)
                 storages[key] = st
@@ -163,6 +176,9 @@ def _read_legacy(path: str) -> Any:
         if _RestrictedUnpickler(f).load() != _LEGACY_PROTOCOL:
             raise CheckpointError(f"{path}: unsupported legacy torch.save protocol")
         sys_info = _RestrictedUnpickler(f).load()
+        if not isinstance(sys_info, dict):
+            raise CheckpointError(f"{path}: the header is a {type(sys_info).__name__}, not the "
+                                  "dict torch.save writes")
         if not sys_info.get("little_endian", True):
             raise CheckpointError(f"{path}: big-endian legacy checkpoints are not supported")
         roots: dict[str, _Storage] = {}
@@ -175,11 +191,21 @@ def _read_legacy(path: str) -> Any:
 
         obj = _RestrictedUnpickler(f, storage_for).load()
         keys = _RestrictedUnpickler(f).load()
+        if not isinstance(keys, (list, tuple)):
+            raise CheckpointError(f"{path}: the storage key list is a {type(keys).__name__}")
+        size = os.fstat(f.fileno()).st_size
         for key in keys:
-            (numel,) = struct.unpack("<q", f.read(8))
+            header = f.read(8)
+            if len(header) != 8:
+                raise CheckpointError(f"{path}: file ends before storage {key!r}")
+            (numel,) = struct.unpack("<q", header)
             st = roots.get(key)
             if st is None:
                 raise CheckpointError(f"{path}: data for an unknown storage {key!r}")
+            numel = _check_count(path, numel, f"storage {key!r}")
+            if numel * st.dtype.itemsize > size - f.tell():  # checked before allocating
+                raise CheckpointError(f"{path}: storage {key!r} claims {numel} items, more "
+                                      "than the rest of the file holds")
             raw = f.read(numel * st.dtype.itemsize)
             if len(raw) != numel * st.dtype.itemsize:
                 raise CheckpointError(f"{path}: file ends inside storage {key!r}")
@@ -187,17 +213,41 @@ def _read_legacy(path: str) -> Any:
     return _materialize(obj)
 
 
+def _check_count(path: str, numel: Any, what: str) -> int:
+    if not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
+        raise CheckpointError(f"{path}: {what} has an invalid element count {numel!r}")
+    return numel
+
+
 def read_torch_file(path: str) -> Any:
-    """Read a ``torch.save`` file without torch; tensors come back as numpy arrays."""
-    if zipfile.is_zipfile(path):
-        return _read_zip(path)
-    return _read_legacy(path)
+    """Read a ``torch.save`` file without torch; tensors come back as numpy arrays.
+
+    Anything that is not a well-formed torch.save file raises CheckpointError naming `path`.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            return _read_zip(path)
+        return _read_legacy(path)
+    except CheckpointError:
+        raise
+    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+            struct.error, pickle.UnpicklingError, zipfile.BadZipFile, MemoryError) as e:
+        raise CheckpointError(f"{path}: not a readable torch.save file "
+                              f"({type(e).__name__}: {e})") from None
 
 
 def _read_with_torch(path: str) -> Any:
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise CheckpointError("--reader torch needs torch (pip install 'jaxaffect[convert]'); "
+                              "--reader builtin reads torch.save files without it") from None
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file (UnpicklingError, ...)
+        raise CheckpointError(f"{path}: torch.load refused it ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
     def to_np(x: Any) -> Any:
         if isinstance(x, torch.Tensor):
@@ -226,6 +276,8 @@ def read_state_dict(path: str, *, reader: str = "auto") -> tuple[dict[str, np.nd
     (torch when importable)."""
     if reader not in READERS:
         raise ValueError(f"unknown reader {reader!r}; expected one of {READERS}")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint file not found")
     use_torch = reader == "torch" or (reader == "auto" and _torch_available())
     ckpt = _read_with_torch(path) if use_torch else read_torch_file(path)
     extra: dict = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,57 @@ import optax
 
 from jaxaffect import sharding as shd
 from jaxaffect.checkpointing import Checkpoints, PreemptionFlag
-from jaxaffect.config_loading import config_to_json
+from jaxaffect.config_loading import ConfigError, config_to_json
+from jaxaffect.optimizers import load_pretrained, make_optimizer
 from jaxaffect.run_logging import MetricWriter, Progress, read_metrics
 from jaxaffect.task import Task, concat_batches, get_task
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training produced NaN/inf; the run stopped and the last good checkpoint is kept."""
+    """Training produced NaN/inf (loss or updated state); the run stopped before writing it."""
+
+
+def check_run_config(config: ml_collections.ConfigDict) -> None:
+    """Refuses, with one ConfigError naming the field, settings no run can start with."""
+    training = config.get("training")
+    if training is None:
+        raise ConfigError("config has no `training` section")
+    for key in ("batch_size", "num_epochs", "log_every_steps"):
+        value = training.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"training.{key}={value!r}: must be a positive integer")
+    every = training.get("checkpoint_every_steps", 0)
+    if not isinstance(every, int) or every < 0:
+        raise ConfigError(f"training.checkpoint_every_steps={every!r}: must be >= 0 "
+                          "(0: only at evaluations)")
+    mesh = config.get("mesh")
+    if mesh is None:
+        raise ConfigError("config has no `mesh` section")
+    for key in ("data", "fsdp"):
+        value = mesh.get(key)
+        if not isinstance(value, int) or (value < 1 and value != -1):
+            raise ConfigError(f"mesh.{key}={value!r}: a positive integer, or -1 for the rest "
+                              "of the devices")
+
+
+STATE_FINITE = "state_finite"  # a train-step output checked on the host, not logged
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """True when every floating-point leaf of `tree` is finite."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def batch_ids(batch: dict, host_keys: tuple[str, ...], limit: int = 8) -> str:
+    """The first example ids of a host batch (for error messages), or '' when it has none."""
+    for key in host_keys:
+        if key in batch:
+            ids = [str(v) for v in np.asarray(batch[key]).ravel().tolist() if str(v)]
+            more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+            return f"{key}s {', '.join(ids[:limit])}{more}"
+    return ""
 
 
 @flax.struct.dataclass
@@ -39,133 +82,24 @@ class TrainState:
 
 
 # ----------------------------------------------------------------------------------------------
-# Optimizer
-# ----------------------------------------------------------------------------------------------
-def make_schedule(opt: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
-    """Step-decay schedule: lr x decay_factor every decay_every_epochs epochs (paper Sec. 5.1)."""
-    every = int(opt.get("decay_every_epochs", 0) or 0)
-    if every <= 0:
-        return optax.constant_schedule(opt.learning_rate)
-    return optax.exponential_decay(opt.learning_rate, transition_steps=every * steps_per_epoch,
-                                   decay_rate=opt.decay_factor, staircase=True)
-
-
-def _base_optimizer(opt: ml_collections.ConfigDict, schedule: optax.Schedule
-                    ) -> optax.GradientTransformation:
-    wd = float(opt.get("weight_decay", 0.0) or 0.0)
-    if opt.name == "adam":
-        # torch.optim.Adam semantics (the papers' code): weight decay is an L2 term added to
-        # the gradient before the moments, not AdamW's decoupled decay.
-        parts = [optax.add_decayed_weights(wd)] if wd else []
-        return optax.chain(*parts, optax.adam(schedule))
-    if opt.name == "adamw":
-        return optax.adamw(schedule, weight_decay=wd)
-    if opt.name == "sgd":
-        parts = [optax.add_decayed_weights(wd)] if wd else []
-        return optax.chain(*parts, optax.sgd(schedule, momentum=opt.get("momentum", 0.9)))
-    raise ValueError(f"optimizer.name={opt.name!r}: one of adam, adamw, sgd")
-
-
-def param_path(path: tuple) -> str:
-    """'encoder/layers/attention/kernel' for a tree path of dict keys."""
-    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-
-
-def param_group_labels(params: Any, groups: tuple) -> Any:
-    """A tree of group labels ("group_<i>" or "default"): the first matching regex wins."""
-    compiled = [(re.compile(pattern), f"group_{i}") for i, (pattern, _) in enumerate(groups)]
-
-    def label(path, _):
-        name = param_path(path)
-        return next((lab for rx, lab in compiled if rx.search(name)), "default")
-
-    return jax.tree_util.tree_map_with_path(label, params)
-
-
-def make_optimizer(opt: ml_collections.ConfigDict, steps_per_epoch: int, params: Any = None
-                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """The configured optimizer and its (default group's) learning-rate schedule.
-
-    `optimizer.param_groups` = ((regex, learning_rate), ...) gives matching parameters their own
-    learning rate (same schedule shape); `params` (or its abstract shapes) is then required.
-    """
-    schedule = make_schedule(opt, steps_per_epoch)
-    groups = tuple(tuple(g) for g in (opt.get("param_groups", ()) or ()))
-    if groups:
-        if params is None:
-            raise ValueError("optimizer.param_groups needs the parameter tree")
-        labels = param_group_labels(params, groups)
-        used = set(jax.tree_util.tree_leaves(labels))
-        unused = [pattern for i, (pattern, _) in enumerate(groups) if f"group_{i}" not in used]
-        if unused:
-            names = sorted(param_path(p) for p, _ in
-                           jax.tree_util.tree_leaves_with_path(params))[:8]
-            raise ValueError(f"optimizer.param_groups: {unused} match no parameter "
-                             f"(parameters look like {names})")
-        transforms = {"default": _base_optimizer(opt, schedule)}
-        for i, (_, lr) in enumerate(groups):
-            sub = ml_collections.ConfigDict(opt.to_dict())
-            sub.learning_rate = float(lr)
-            transforms[f"group_{i}"] = _base_optimizer(sub, make_schedule(sub, steps_per_epoch))
-        core = optax.multi_transform(transforms, labels)
-    else:
-        core = _base_optimizer(opt, schedule)
-    if opt.get("grad_clip_norm", 0.0):
-        core = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), core)
-    return core, schedule
-
-
-def load_pretrained(params: Any, init_from: ml_collections.ConfigDict) -> Any:
-    """`params` with subtrees replaced by those of another run (config `init_from`)."""
-    from jaxaffect.checkpointing import read_run_params
-
-    source, step = read_run_params(init_from.workdir, init_from.get("which", "best"))
-    out = flax.core.unfreeze(params) if isinstance(params, flax.core.FrozenDict) else params
-    out = jax.tree_util.tree_map(lambda x: x, out)  # a copy of the containers
-    pairs = tuple(tuple(p) for p in (init_from.get("subtrees", ()) or ()))
-    if not pairs:
-        raise ValueError("init_from.subtrees is empty: say which subtrees to copy, e.g. "
-                         "(('encoder', 'encoder'),)")
-
-    def subtree(tree, path, what):
-        node = tree
-        for key in [k for k in path.split("/") if k]:
-            if not isinstance(node, dict) or key not in node:
-                have = sorted(node) if isinstance(node, dict) else type(node).__name__
-                raise KeyError(f"init_from: {what} has no {path!r} (at {key!r}; has {have})")
-            node = node[key]
-        return node
-
-    for src_path, dst_path in pairs:
-        src = subtree(source, src_path, f"run {init_from.workdir} (step {step})")
-        dst = subtree(out, dst_path, "the new model")
-        if jax.tree_util.tree_structure(src) != jax.tree_util.tree_structure(dst):
-            raise ValueError(f"init_from: {src_path!r} and {dst_path!r} have different "
-                             "parameter names")
-        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(src),
-                                jax.tree_util.tree_leaves(dst)):
-            if np.shape(a) != np.shape(b):
-                raise ValueError(f"init_from: {src_path}/{param_path(path)} has shape "
-                                 f"{np.shape(a)}, the new model's {dst_path}/"
-                                 f"{param_path(path)} has {np.shape(b)}")
-        parent_path, _, last = dst_path.rstrip("/").rpartition("/")
-        parent = subtree(out, parent_path, "the new model") if parent_path else out
-        parent[last] = jax.tree_util.tree_map(
-            lambda new, old: np.asarray(new, dtype=np.asarray(old).dtype), src, dst)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
 # Setup shared by train, eval and predict
 # ----------------------------------------------------------------------------------------------
 class Setup:
     """Mesh, task, model, optimizer and shardings of a run (no data iteration yet)."""
 
     def __init__(self, config: ml_collections.ConfigDict, steps_per_epoch: int | None = None):
+        check_run_config(config)
         self.config = config
         n = int(config.mesh.get("num_devices", 0) or 0)
-        self.mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp,
-                                  devices=jax.devices()[:n] if n else None)
+        if n > jax.device_count():
+            raise ConfigError(f"mesh.num_devices={n}, but this process sees "
+                              f"{jax.device_count()} device(s)")
+        try:
+            self.mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp,
+                                      devices=jax.devices()[:n] if n else None)
+        except ValueError as e:  # data x fsdp does not match the devices
+            raise ConfigError(f"{e}; set --config.mesh.data / --config.mesh.fsdp (or "
+                              "--config.mesh.num_devices)") from None
         self.task: Task = get_task(config)
         self.model = self.task.make_model()
         if steps_per_epoch is None:
@@ -229,6 +163,8 @@ class Setup:
             metrics["loss"] = loss
             metrics["grad_norm"] = optax.global_norm(grads)
             metrics["learning_rate"] = schedule(state.step)
+            # Checked here (cheap, fused) so that a non-finite state is never checkpointed.
+            metrics[STATE_FINITE] = all_finite((params, opt_state)).astype(jnp.float32)
             return TrainState(state.step + 1, params, opt_state), metrics
 
         return jax.jit(train_step,
@@ -300,6 +236,20 @@ def _gather_strings(values: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
+def _non_finite_message(step: int, loss: float, ckpts: Checkpoints, ids: str) -> str:
+    if math.isfinite(loss):
+        what = (f"step {step}: the update made the parameters or optimizer state non-finite "
+                f"(the loss before it was {loss:.6g})")
+    else:
+        what = f"step {step}: training loss is {loss}"
+    last = ckpts.latest_step()
+    kept = (f"the last good checkpoint (step {last}, finite) in {ckpts.root / 'latest'} is kept"
+            if last is not None else "no checkpoint had been written yet")
+    batch = f"; the batch held {ids}" if ids else ""
+    return (f"{what}{batch}. The run stopped without saving this state; {kept}. Lower "
+            "optimizer.learning_rate or set optimizer.grad_clip_norm and rerun.")
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
           stop_after_steps: int | None = None) -> dict[str, Any]:
     """Trains (or resumes) a run in `workdir`; returns the best validation metrics.
@@ -313,20 +263,34 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     task = setup.task
     steps_per_epoch = setup.steps_per_epoch
     total_steps = tcfg.num_epochs * steps_per_epoch
+    # Everything that can be refused is checked before the workdir is touched.
+    try:
+        train_ds = task.dataset("train", train=True, seed=config.seed,
+                                num_epochs=tcfg.num_epochs, process_index=jax.process_index(),
+                                process_count=jax.process_count())
+    except ValueError as e:
+        raise ConfigError(f"split 'train' with training.batch_size={tcfg.batch_size}: {e}"
+                          ) from None
+    if task.num_examples("validation") == 0:
+        raise ConfigError("the validation split is empty (model selection needs one); raise "
+                          "data.validation_fraction or add examples")
     if jax.process_index() == 0:
         workdir_path.mkdir(parents=True, exist_ok=True)
         (workdir_path / "config.json").write_text(config_to_json(config))
 
     ckpts = Checkpoints(workdir_path, best_metric=task.selection_metric(),
                         best_mode=task.selection_mode())
-    train_ds = task.dataset("train", train=True, seed=config.seed, num_epochs=tcfg.num_epochs,
-                            process_index=jax.process_index(),
-                            process_count=jax.process_count())
     data_iter = iter(train_ds)
     start = ckpts.latest_step()
+    window: list[dict[str, float]] = []  # metrics since the last log line (checkpointed)
+    t_window = time.perf_counter()
     if start is not None:
-        state = ckpts.restore_latest(setup.abstract_sharded, data_iter)
+        state, log_state = ckpts.restore_latest(setup.abstract_sharded, data_iter,
+                                                with_log=True)
         start = int(state.step)
+        if log_state is not None:
+            window = [dict(m) for m in log_state["window"]]
+            t_window -= float(log_state["seconds"])
     else:
         state = setup.init_state()
         start = 0
@@ -346,10 +310,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     log_every = max(1, int(tcfg.log_every_steps))
     ckpt_every = int(tcfg.checkpoint_every_steps or 0)
     eval_every = max(1, int(tcfg.get("eval_every_epochs", 1))) * steps_per_epoch
-    window: list[dict[str, float]] = []
-    t_window = time.perf_counter()
     step = start
     stopped_early = False
+
+    def log_state() -> dict:
+        return {"window": window, "seconds": time.perf_counter() - t_window}
+
     try:
         while step < total_steps:
             batch = next(data_iter, None)
@@ -358,14 +324,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
             state, metrics = train_step(
                 state, shd.global_batch(task.device_batch(batch), setup.mesh), dropout_rng)
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            state_finite = metrics.pop(STATE_FINITE) > 0.5
             step += 1
-            if not math.isfinite(metrics["loss"]):
-                last = ckpts.latest_step()
-                writer.write(step, {"train/loss": metrics["loss"], "error": "non-finite loss"})
-                raise NonFiniteLossError(
-                    f"step {step}: training loss is {metrics['loss']}; the run stopped. "
-                    f"The last good checkpoint (step {last}) in {ckpts.root / 'latest'} is kept; "
-                    "lower optimizer.learning_rate or set optimizer.grad_clip_norm and rerun.")
+            if not (math.isfinite(metrics["loss"]) and state_finite):
+                writer.write(step, {"train/loss": metrics["loss"], "error": "non-finite"})
+                raise NonFiniteLossError(_non_finite_message(
+                    step, metrics["loss"], ckpts, batch_ids(batch, task.host_keys)))
             window.append(metrics)
             bar.update(1, loss=metrics["loss"])
             if step % log_every == 0 or step == total_steps:
@@ -382,14 +346,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
                 sel = task.selection_metric()
                 bar.write(f"step {step} (epoch {step / steps_per_epoch:.0f}): validation "
                           f"{sel}={val[sel]:.4f}" + (" (best so far)" if improved else ""))
-                ckpts.save_latest(step, state, data_iter)
+                ckpts.save_latest(step, state, data_iter, log_state())
             elif ckpt_every and step % ckpt_every == 0:
-                ckpts.save_latest(step, state, data_iter)
+                ckpts.save_latest(step, state, data_iter, log_state())
             preempted = flag.is_set
             if jax.process_count() > 1 and step % log_every == 0:
                 preempted = bool(np.any(shd.gather_rows(np.array([preempted]))))
             if preempted or (stop_after_steps is not None and step - start >= stop_after_steps):
-                ckpts.save_latest(step, state, data_iter)
+                ckpts.save_latest(step, state, data_iter, log_state())
                 bar.write(f"stopping at step {step}; checkpoint saved, rerun the same command "
                           "to resume")
                 stopped_early = True

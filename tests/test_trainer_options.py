@@ -10,7 +10,8 @@ import optax
 import pytest
 
 from jaxaffect.checkpointing import Checkpoints, read_run_params
-from jaxaffect.train import TrainState, load_pretrained, make_optimizer, param_group_labels
+from jaxaffect.optimizers import load_pretrained, make_optimizer, param_group_labels
+from jaxaffect.train import TrainState
 
 
 def _opt(**kw) -> ml_collections.ConfigDict:

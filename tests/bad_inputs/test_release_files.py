@@ -1,0 +1,62 @@
+"""The shared release-file checks: paths stay inside, text is UTF-8, arrays are what they say."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from jaxaffect.data import release_files as rf
+from jaxaffect.errors import FormatError
+
+
+def test_inside_refuses_paths_that_leave_the_release(tmp_path):
+    root = tmp_path / "release"
+    (root / "features").mkdir(parents=True)
+    assert rf.inside(root, "features/a.npz", where="x") == root / "features" / "a.npz"
+    for bad in ("../outside/evil", "Anger/../../../../outside/evil", "/etc/passwd", ""):
+        with pytest.raises(FormatError, match=r"list\.txt:3: "):
+            rf.inside(root, bad, where="list.txt:3")
+
+
+def test_inside_refuses_symlinks_out_unless_allowed(tmp_path, monkeypatch):
+    root = tmp_path / "release"
+    root.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", root / "link")
+    with pytest.raises(FormatError, match="is a symlink to .*JAXAFFECT_ALLOW_SYMLINKS"):
+        rf.inside(root, "link/file.npz", where="ids.txt:1")
+    assert rf.inside(root, "link/file.npz", where="x", allow_symlinks=True) == (
+        root / "link" / "file.npz")
+    monkeypatch.setenv(rf.ALLOW_SYMLINKS_ENV, "1")
+    assert rf.inside(root, "link/file.npz", where="x").name == "file.npz"
+    os.symlink(root / "link", root / "inner")  # a link within the release is fine
+    monkeypatch.delenv(rf.ALLOW_SYMLINKS_ENV)
+    with pytest.raises(FormatError):
+        rf.inside(root, "inner/f", where="x")  # ...but it resolves outside here
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "latin-1"])
+def test_read_utf8_names_file_and_line(tmp_path, encoding):
+    path = tmp_path / "annotations.csv"
+    path.write_bytes(b"clip,label\n" + "片段,快乐é\n".encode(encoding, "replace"))
+    with pytest.raises(FormatError, match=r"annotations\.csv:2: not UTF-8"):
+        rf.read_utf8(path)
+    path.write_text("a,b\n片段,快乐\n", encoding="utf-8")
+    assert rf.read_utf8(path).splitlines()[1] == "片段,快乐"
+
+
+def test_float_and_mask_arrays():
+    assert rf.float_array(np.ones(3, np.float64), "f").dtype == np.float32
+    for bad, message in ((np.array(["a"]), "dtype <U1"), (np.arange(3), "dtype int64"),
+                         (np.array([np.nan]), "NaN or inf"),
+                         (np.array([3e39]), "beyond float32")):
+        with pytest.raises(FormatError, match=message):
+            rf.float_array(bad, "clip.npz: stream 'text'")
+    np.testing.assert_array_equal(rf.mask_array(np.array([0.0, 1.0]), "m"), [False, True])
+    np.testing.assert_array_equal(rf.mask_array(np.array([1, 0], np.int64), "m"), [True, False])
+    for bad, message in ((np.array([np.nan, 1.0]), "found nan"), (np.array([2]), "found 2"),
+                         (np.array(["x"]), "dtype <U1")):
+        with pytest.raises(FormatError, match=message):
+            rf.mask_array(bad, "clip.npz: mask 'audio_mask'")
