@@ -202,7 +202,8 @@ def cmd_build(args, overrides) -> int:
               "build is replaced only when the new one is complete).")
         return 0
     path = build_dataset(args.name, args.manual_dir, args.data_dir, args.file_format,
-                         config=args.builder_config, overwrite=args.overwrite)
+                         config=args.builder_config, overwrite=args.overwrite,
+                         allow=tuple(args.allow or ()))
     print(f"{'rebuilt' if existing else 'built'} {args.name} into {path}")
     return 0
 
@@ -243,6 +244,7 @@ def cmd_demo(args, overrides) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from jaxaffect import family
     from jaxaffect.data.build import available_datasets
+    from jaxaffect.data.release_files import ALLOWANCES
 
     families = family.families()
     p = argparse.ArgumentParser(
@@ -276,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--overwrite", action="store_true",
                    help="rebuild even when data_dir holds a complete build of this version "
                         "(written beside it, swapped in when complete)")
+    b.add_argument("--allow", action="append", choices=sorted(ALLOWANCES), metavar="WHAT",
+                   help="accept what is otherwise refused: " + "; ".join(
+                       f"{k}: {v}" for k, v in sorted(ALLOWANCES.items())))
     b.set_defaults(fn=cmd_build)
 
     for name, fn, helptext in (("train", cmd_train, "train (or resume) a run"),

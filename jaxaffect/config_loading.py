@@ -15,9 +15,7 @@ from pathlib import Path
 
 import ml_collections
 
-
-class ConfigError(ValueError):
-    """A config file, config string or override is invalid (the message says which)."""
+from jaxaffect.errors import ConfigError
 
 
 def parse_arg(arg: str | None, defaults: dict) -> ml_collections.ConfigDict:

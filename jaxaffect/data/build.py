@@ -9,6 +9,7 @@ enough for `jaxaffect build <name>` to offer it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -16,7 +17,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxaffect.config_loading import ConfigError
+from jaxaffect.errors import ConfigError
 
 BUILDERS_PACKAGE = "tfds_builders"
 FILE_FORMATS = ("tfrecord", "array_record")
@@ -133,7 +134,7 @@ def existing_build(name: str, data_dir: str, config: str | None = None) -> str |
 
 def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = "tfrecord",
                   *, num_shards: int | None = None, config: str | None = None,
-                  overwrite: bool = False) -> str:
+                  overwrite: bool = False, allow: tuple[str, ...] = ()) -> str:
     """Prepares dataset `name` from `manual_dir` into `data_dir`; returns the builder directory.
 
     `config` picks a builder config (e.g. bilibili_tsc's lexicon: dutir, nrc or custom); None
@@ -147,8 +148,33 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
     and replaces it only once it is complete (a failed rebuild leaves the old build as it was).
     If a kept build was written in another file format a ValueError says so. A malformed or
     missing file of the manual_dir raises a `jaxaffect.errors.FormatError` naming the file; a
-    failed build leaves no partial directory behind.
+    failed build leaves no partial directory behind. `allow` names what the user explicitly
+    accepts (see `jaxaffect.data.release_files.ALLOWANCES`); nothing else is let through.
     """
+    with _allowances(allow):
+        return _build(name, manual_dir, data_dir, file_format, num_shards=num_shards,
+                      config=config, overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def _allowances(allow: tuple[str, ...]):
+    from jaxaffect.data.release_files import allowance_env
+
+    names = {allowance_env(a): "1" for a in allow}
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _build(name: str, manual_dir: str, data_dir: str, file_format: str, *,
+           num_shards: int | None, config: str | None, overwrite: bool) -> str:
     import tensorflow_datasets as tfds
 
     fmt = _normalise_format(file_format)

@@ -22,12 +22,31 @@ from etils import epath
 from jaxaffect.errors import FormatError
 
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip member can carry
-#: Set JAXAFFECT_ALLOW_SYMLINKS=1 to follow symlinks that point outside a release folder.
+# What a user may explicitly allow in a build (`jaxaffect build --allow ...`); builders read
+# them with `allowed(name)`. Environment variables, so that worker processes see them too.
+ALLOWANCES: dict[str, str] = {
+    "symlinks": "follow symlinks that point outside the release folder",
+    "split_overlap": "the same video in the train and the test list (releases known to "
+                     "overlap); the overlap is still counted in the build's metadata",
+    "absent_modality": "a feature file the annotations reference may be missing: its "
+                       "modality is treated as absent (counted and listed in the metadata)",
+}
 ALLOW_SYMLINKS_ENV = "JAXAFFECT_ALLOW_SYMLINKS"
 
 
+def allowance_env(name: str) -> str:
+    if name not in ALLOWANCES:
+        raise KeyError(f"unknown allowance {name!r}; known: {sorted(ALLOWANCES)}")
+    return f"JAXAFFECT_ALLOW_{name.upper()}"
+
+
+def allowed(name: str) -> bool:
+    """Whether the user allowed `name` (one of ALLOWANCES) for this build."""
+    return os.environ.get(allowance_env(name), "") not in ("", "0", "false", "no")
+
+
 def symlinks_allowed() -> bool:
-    return os.environ.get(ALLOW_SYMLINKS_ENV, "") not in ("", "0", "false", "no")
+    return allowed("symlinks")
 
 
 def inside(root: str | os.PathLike, relative: str, *, where: str,
