@@ -142,14 +142,16 @@ def cmd_train(args, overrides) -> int:
     runs = _runs(args)
     if len(runs) == 1 and not runs[0][1]:
         config = _load_config(args.config, None, overrides)
-        summary = train(config, args.workdir, progress=not args.no_progress)
+        summary = train(config, args.workdir, progress=not args.no_progress,
+                        overwrite=args.overwrite, allow_config_change=args.allow_config_change)
         print(json.dumps(summary, indent=2, default=float))
         return 0
     results = []
     for workdir, changes in runs:
         config = _load_config(args.config, None, overrides)
         _apply(config, changes)
-        summary = train(config, workdir, progress=not args.no_progress)
+        summary = train(config, workdir, progress=not args.no_progress,
+                        overwrite=args.overwrite, allow_config_change=args.allow_config_change)
         results.append(summary.get("best_validation") or {})
     _summarize(args, results, "validation")
     return 0
@@ -250,9 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jaxaffect", description="Multimodal affective video understanding (JAX/Flax).",
         epilog=_epilog(families), formatter_class=argparse.RawDescriptionHelpFormatter)
+    from jaxaffect import __version__
+
+    p.add_argument("--version", action="version", version=f"jaxaffect {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="synthetic corpus -> build -> train -> eval -> report")
+    d = sub.add_parser("demo", help="synthetic corpus -> build -> train -> eval -> report",
+                       description="Runs a family's demo on its synthetic corpus: writes and "
+                       "builds the corpus, trains each arm for every seed, evaluates on test "
+                       "and writes results.md / results.json and images.")
     demos = {n: f for n, f in families.items() if f.demo}
     d.add_argument("family", nargs="?", default=family.default_family(demos),
                    choices=sorted(demos),
@@ -264,17 +272,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the corpus and its build go (default $JAXAFFECT_HOME or "
                         "~/.cache/jaxaffect)")
     d.add_argument("--seeds", default="0", help="comma-separated seeds (mean ± std if several)")
-    d.add_argument("--no_progress", action="store_true")
+    d.add_argument("--no_progress", action="store_true", help="no progress bars")
     d.set_defaults(fn=cmd_demo)
 
-    b = sub.add_parser("build", help="materialise a dataset from its release into TFRecords")
-    b.add_argument("name", choices=available_datasets())
+    b = sub.add_parser("build", help="materialise a dataset from its release into TFRecords",
+                       description="Reads a release in the layout documented in "
+                       "tfds_builders/<name>/README.md and writes a TFDS dataset. Bad input "
+                       "ends with one line naming the file; nothing is silently accepted.")
+    b.add_argument("name", choices=available_datasets(), help="the dataset (builder folder)")
     b.add_argument("--builder_config", default=None,
                    help="builder config (the dataset's README lists them; default: the "
                         "builder's first)")
     b.add_argument("--manual_dir", required=True, help="the release in the documented layout")
     b.add_argument("--data_dir", required=True, help="TFDS data_dir to write into")
-    b.add_argument("--file_format", default="tfrecord", choices=["tfrecord", "array_record"])
+    b.add_argument("--file_format", default="tfrecord", choices=["tfrecord", "array_record"],
+                   help="record files to write (array_record: random access, global shuffle)")
     b.add_argument("--overwrite", action="store_true",
                    help="rebuild even when data_dir holds a complete build of this version "
                         "(written beside it, swapped in when complete)")
@@ -291,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--config", required=(name == "train"),
                        help="config file and argument: configs/<family>/<name>.py:key=value,..."
                        + ("" if name == "train" else " (default: <workdir>/config.json)"))
-        t.add_argument("--workdir", required=True)
+        t.add_argument("--workdir", required=True,
+                       help="the run's folder (config.json, checkpoints, metrics, images)")
         t.add_argument("--seeds", default=None,
                        help="comma-separated seeds; runs go to <workdir>/seed_<k>, "
                             "mean ± std is reported")
@@ -300,36 +313,52 @@ def build_parser() -> argparse.ArgumentParser:
                             "runs go to <workdir>/split_<k>[/seed_<s>], mean ± std is "
                             "reported")
         if name == "train":
-            t.add_argument("--no_progress", action="store_true")
+            t.add_argument("--no_progress", action="store_true", help="no progress bar")
+            t.add_argument("--overwrite", action="store_true",
+                           help="delete the run already in --workdir and start fresh")
+            t.add_argument("--allow_config_change", action="store_true",
+                           help="resume although the number of epochs or the logging / "
+                                "checkpoint intervals changed")
         else:
-            t.add_argument("--split", default="test", choices=["test", "validation", "train"])
-            t.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+            t.add_argument("--split", default="test", choices=["test", "validation", "train"],
+                           help="the split to evaluate")
+            t.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+                           help="best (by the validation metric) or latest checkpoint")
         t.set_defaults(fn=fn)
 
-    pr = sub.add_parser("predict", help="predict one clip's feature file with a trained run")
-    pr.add_argument("--workdir", required=True)
+    pr = sub.add_parser("predict", help="predict one clip's feature file with a trained run",
+                        description="Predicts one clip's feature file with a trained run and "
+                        "prints the class probabilities (or regression values).")
+    pr.add_argument("--workdir", required=True,
+                    help="a training run's folder (with --seeds runs: <workdir>/seed_<k>)")
     pr.add_argument("--features", required=True, help="a per-clip .npz in the builder's layout")
-    pr.add_argument("--checkpoint", default="best", choices=["best", "latest"])
+    pr.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+                    help="best (by the validation metric) or latest checkpoint")
     pr.add_argument("--json", action="store_true", help="also print the result as JSON")
     pr.set_defaults(fn=cmd_predict)
 
-    sy = sub.add_parser("synthesize", help="write a synthetic corpus in a release layout")
+    sy = sub.add_parser("synthesize", help="write a synthetic corpus in a release layout",
+                        description="Writes a documented synthetic corpus in a release layout "
+                        "(see docs/synthetic_*.md); it is not real data.")
     corpora = family.corpora()
     with_corpora = {n: f for n, f in families.items() if f.corpora}
     default_corpus = (next(iter(with_corpora[family.default_family(with_corpora)].corpora))
                       if with_corpora else None)
     sy.add_argument("corpus", nargs="?", default=default_corpus, choices=sorted(corpora),
                     help="; ".join(f"{n}: {c.help}" for n, c in corpora.items()))
-    sy.add_argument("--out", required=True)
+    sy.add_argument("--out", required=True, help="an empty or new folder")
     sy.add_argument("--num_clips", type=int, default=None,
                     help="size: " + ", ".join(f"{n}: {c.size_help}" for n, c in corpora.items()
                                               if c.size_help))
-    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--seed", type=int, default=0, help="the corpus seed (same seed, same bytes)")
     sy.set_defaults(fn=cmd_synthesize)
 
-    cv = sub.add_parser("convert", help="import released checkpoints of other code bases")
+    cv = sub.add_parser("convert", help="import released checkpoints of other code bases",
+                        description="Maps another code base's released weights onto our "
+                        "parameters (torch is optional; only tensors and plain containers are "
+                        "unpickled).")
     conv = cv.add_subparsers(dest="converter", required=True, metavar="{" + ",".join(
-        sorted(family.converters())) + "}")
+        sorted(family.converters())) + "}", help="what to convert")
     for name, converter in sorted(family.converters().items()):
         c = conv.add_parser(name, help=converter.help, description=converter.help)
         converter.add_arguments(c)

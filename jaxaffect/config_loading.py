@@ -35,8 +35,9 @@ def parse_arg(arg: str | None, defaults: dict) -> ml_collections.ConfigDict:
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads `file.py[:arg]` and calls its get_config(arg)."""
-    path_str, _, arg = spec.partition(":")
+    """Loads `file.py[:arg]` and calls its get_config(arg); see `resolve_config_path` for the
+    names accepted."""
+    path_str, _, arg = resolve_config_path(spec).partition(":")
     path = Path(path_str).expanduser()
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -63,6 +64,23 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     config.config_file = str(path)
     config.config_arg = arg or ""
     return config
+
+
+def resolve_config_path(spec: str) -> str:
+    """`configs/<family>/<name>.py[:arg]` as given when that file exists, else
+    `<family>/<name>.py` inside the installed family package."""
+    path, sep, arg = spec.partition(":")
+    if Path(path).expanduser().is_file():
+        return spec
+    parts = Path(path).parts
+    parts = parts[1:] if parts[:1] == ("configs",) else parts
+    if len(parts) == 2:
+        import jaxaffect.families as families  # the package folder only; names no family
+
+        candidate = Path(families.__file__).parent / parts[0] / "configs" / parts[1]
+        if candidate.is_file():
+            return str(candidate) + sep + arg
+    return spec  # load_config reports the missing file
 
 
 def _typed(value: str, current, key: str):

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 
 from jaxaffect.checkpointing import Checkpoints
-from jaxaffect.config_loading import config_from_json
+from jaxaffect.config_loading import ConfigError, config_from_json
 from jaxaffect.errors import FormatError
 from jaxaffect.metrics import mean_std
 from jaxaffect.run_logging import MetricWriter
@@ -21,7 +21,10 @@ from jaxaffect.train import Setup, run_evaluation
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     path = Path(workdir) / "config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; is {workdir} a training workdir?")
+        runs = sorted(p.parent.name for p in Path(workdir).glob("*/config.json"))
+        hint = (f"; it holds the runs {', '.join(runs[:4])}: pass one, e.g. --workdir "
+                f"{Path(workdir) / runs[0]}" if runs else "")
+        raise FileNotFoundError(f"{path}: not found; is {workdir} a training workdir?{hint}")
     return config_from_json(path.read_text())
 
 
@@ -57,43 +60,72 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str, split: str = "
     return {"split": split, "metrics": metrics}
 
 
+class TrainedModel:
+    """A trained run's model and parameters on one device, for predictions outside `eval`.
+
+    `predict(batch)` runs the task's pure `predict` on a batch of numpy arrays shaped like the
+    task's batches (leading batch axis); `predict_file(path)` reads one clip's feature file
+    with the task's reader and returns class probabilities (or regression values).
+    """
+
+    def __init__(self, workdir: str, which: str = "best"):
+        self.workdir = workdir
+        self.config = load_run_config(workdir)
+        with self.config.unlocked():
+            self.config.mesh.data, self.config.mesh.fsdp = 1, 1
+            self.config.mesh.num_devices = 1
+        self.setup = Setup(self.config, steps_per_epoch=1)
+        state, self.step = restore_state(self.setup, workdir, which)
+        self.params = state.params
+        self.task = self.setup.task
+        self._predict = jax.jit(lambda params, batch: self.task.predict(
+            self.setup.model, params, batch))
+
+    def predict(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The task's outputs for a batch (a `valid` entry is added when missing)."""
+        batch = dict(batch)
+        if "valid" not in batch:
+            n = len(jax.tree_util.tree_leaves(batch)[0])
+            batch["valid"] = np.ones((n,), bool)
+        return jax.device_get(self._predict(self.params, batch))
+
+    def predict_file(self, features: str) -> dict[str, Any]:
+        """Predicts one clip's feature file (the builder's per-clip layout)."""
+        task = self.task
+        if not hasattr(task, "load_clip"):
+            raise ConfigError(f"`predict` on one file is not available for task "
+                              f"{self.config.task!r}; use `jaxaffect eval` on a built dataset")
+        batch = task.load_clip(features)
+        _refuse_empty_masks(features, batch)
+        out = self.predict(batch)
+        bad = [k for k, v in out.items()
+               if np.issubdtype(np.asarray(v).dtype, np.inexact) and not np.all(np.isfinite(v))]
+        if bad:
+            peak = max((float(np.max(np.abs(x))) for x in jax.tree_util.tree_leaves(batch)
+                        if np.issubdtype(np.asarray(x).dtype, np.floating) and np.size(x)),
+                       default=0.0)
+            raise FormatError(f"{features}: the model's {', '.join(sorted(bad))} are not "
+                              f"finite for these features (largest |value| {peak:.3g}); are "
+                              "they on the scale of the training features?")
+        step = int(self.step)
+        if "probs" not in out:  # regression: one value per target
+            values = np.asarray(out["prediction"][0])
+            names = list(getattr(task, "target_keys",
+                                 [f"target_{i}" for i in range(len(values))]))
+            return {"features": features, "checkpoint_step": step,
+                    "prediction": ", ".join(f"{n}={v:.4f}" for n, v in zip(names, values)),
+                    "values": {n: float(v) for n, v in zip(names, values)},
+                    "probabilities": {}}
+        probs = np.asarray(out["probs"][0])
+        names = task.class_names
+        return {"features": features, "checkpoint_step": step,
+                "prediction": names[int(probs.argmax())],
+                "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+
+
 def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, Any]:
     """Predicts one clip's feature file with a trained run."""
-    config = load_run_config(workdir)
-    with config.unlocked():
-        config.mesh.data, config.mesh.fsdp, config.mesh.num_devices = 1, 1, 1
-    setup = Setup(config, steps_per_epoch=1)
-    state, step = restore_state(setup, workdir, which)
-    task = setup.task
-    if not hasattr(task, "load_clip"):
-        from jaxaffect.config_loading import ConfigError
-
-        raise ConfigError(f"`predict` on one file is not available for task {config.task!r}; "
-                          "use `jaxaffect eval` on a built dataset")
-    batch = task.load_clip(features)
-    batch["valid"] = np.ones((1,), bool)
-    _refuse_empty_masks(features, batch)
-    out = jax.device_get(task.predict(setup.model, state.params, batch))
-    bad = [k for k, v in out.items()
-           if np.issubdtype(np.asarray(v).dtype, np.inexact) and not np.all(np.isfinite(v))]
-    if bad:
-        peak = max((float(np.max(np.abs(x))) for x in jax.tree_util.tree_leaves(batch)
-                    if np.issubdtype(np.asarray(x).dtype, np.floating) and np.size(x)),
-                   default=0.0)
-        raise FormatError(f"{features}: the model's {', '.join(sorted(bad))} are not finite "
-                          f"for these features (largest |value| {peak:.3g}); are they on the "
-                          "scale of the training features?")
-    if "probs" not in out:  # regression: one value per target
-        values = np.asarray(out["prediction"][0])
-        names = list(getattr(task, "target_keys", [f"target_{i}" for i in range(len(values))]))
-        return {"features": features, "checkpoint_step": int(step),
-                "prediction": ", ".join(f"{n}={v:.4f}" for n, v in zip(names, values)),
-                "values": {n: float(v) for n, v in zip(names, values)}, "probabilities": {}}
-    probs = np.asarray(out["probs"][0])
-    names = task.class_names
-    return {"features": features, "checkpoint_step": int(step),
-            "prediction": names[int(probs.argmax())],
-            "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+    return TrainedModel(workdir, which).predict_file(features)
 
 
 def _refuse_empty_masks(features: str, batch: dict) -> None:

@@ -236,6 +236,71 @@ def _gather_strings(values: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
+# Fields a resumed run may change with `allow_config_change` (they change how long or how
+# often, not what is trained).
+RESUMABLE_FIELDS = ("training.num_epochs", "training.log_every_steps",
+                    "training.checkpoint_every_steps", "training.eval_every_epochs")
+RUN_FILES = ("config.json", "checkpoints", "metrics.jsonl", "tensorboard", "train_summary.json",
+             "training_curves.png")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+    """{dotted field: (old, new)} of two configs (as their config.json dicts)."""
+    a, b = _flat(old), _flat(new)
+    skip = {"config_file"}  # the same config may be named by another path
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if k not in skip and a.get(k) != b.get(k)}
+
+
+def check_rerun(config: ml_collections.ConfigDict, workdir: Path, *, overwrite: bool,
+                allow_config_change: bool) -> bool:
+    """True when `workdir` already holds a run. Refuses (ConfigError) a changed config unless
+    `overwrite` or, for `RESUMABLE_FIELDS` only, `allow_config_change`."""
+    saved = workdir / "config.json"
+    if not saved.exists():
+        return False
+    if overwrite:
+        return True
+    old = json.loads(saved.read_text())
+    new = json.loads(config_to_json(config))
+    diff = config_differences(old, new)
+    if allow_config_change:
+        diff = {k: v for k, v in diff.items() if k not in RESUMABLE_FIELDS}
+    if diff:
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:6])
+        more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
+        raise ConfigError(
+            f"{workdir} holds a run with another config ({shown}{more}); use another "
+            "--workdir, --overwrite to start it fresh, or --allow_config_change for "
+            f"{', '.join(RESUMABLE_FIELDS)}")
+    return True
+
+
+def _clear_run(workdir: Path) -> None:
+    """Deletes what a run and its evaluations wrote in `workdir` (nothing else there)."""
+    import shutil
+
+    for name in RUN_FILES:
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for pattern in ("predictions_*.jsonl", "eval_*.json", "confusion_*.png"):
+        for path in workdir.glob(pattern):  # evaluations of the deleted run
+            path.unlink()
+
+
 def _non_finite_message(step: int, loss: float, ckpts: Checkpoints, ids: str) -> str:
     if math.isfinite(loss):
         what = (f"step {step}: the update made the parameters or optimizer state non-finite "
@@ -251,14 +316,22 @@ def _non_finite_message(step: int, loss: float, ckpts: Checkpoints, ids: str) ->
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
-          stop_after_steps: int | None = None) -> dict[str, Any]:
+          stop_after_steps: int | None = None, overwrite: bool = False,
+          allow_config_change: bool = False) -> dict[str, Any]:
     """Trains (or resumes) a run in `workdir`; returns the best validation metrics.
+
+    A workdir that holds a run resumes it when the config is the same. A different config is
+    refused (one ConfigError listing the differing fields) unless `overwrite` (the old run is
+    deleted and training starts fresh) or `allow_config_change` (only fields in
+    `RESUMABLE_FIELDS`, such as the number of epochs, may differ).
 
     `stop_after_steps` stops early (as a preemption would) after that many steps of this call;
     it exists to exercise resumption.
     """
     workdir_path = Path(workdir)
     tcfg = config.training
+    resuming = check_rerun(config, workdir_path, overwrite=overwrite,
+                           allow_config_change=allow_config_change)
     setup = Setup(config)
     task = setup.task
     steps_per_epoch = setup.steps_per_epoch
@@ -275,6 +348,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         raise ConfigError("the validation split is empty (model selection needs one); raise "
                           "data.validation_fraction or add examples")
     if jax.process_index() == 0:
+        if overwrite and resuming:
+            _clear_run(workdir_path)
         workdir_path.mkdir(parents=True, exist_ok=True)
         (workdir_path / "config.json").write_text(config_to_json(config))
 
@@ -288,6 +363,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         state, log_state = ckpts.restore_latest(setup.abstract_sharded, data_iter,
                                                 with_log=True)
         start = int(state.step)
+        if jax.process_index() == 0:
+            print(f"resuming {workdir_path} from step {start} of {total_steps}", flush=True)
         if log_state is not None:
             window = [dict(m) for m in log_state["window"]]
             t_window -= float(log_state["seconds"])

@@ -138,3 +138,35 @@ def test_runs_over_splits_and_seeds():
                                     "w/split_3/seed_0", "w/split_3/seed_1"]
     assert runs[1][1] == {"data.split_index": 2, "seed": 1}
     assert cli._runs(argparse.Namespace(workdir="w", seeds=None, splits=None)) == [("w", {})]
+
+
+def test_every_subcommand_and_flag_has_help_and_version_works(capsys):
+    import subprocess
+    import sys
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, sp in sub.choices.items():
+        assert sp.description, name
+        for action in sp._actions:
+            if action.dest != "help":
+                assert action.help, (name, action.dest)
+        for action in sp._actions:  # nested (convert <name>)
+            choices = getattr(action, "choices", None)
+            for sub_name, sub_parser in (choices.items() if isinstance(choices, dict) else ()):
+                assert sub_parser.description, (name, sub_name)
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.startswith("jaxaffect ")
+    out = subprocess.run([sys.executable, "-m", "jaxaffect", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("jaxaffect ")
+
+
+def test_a_parent_of_seed_runs_is_pointed_at_its_runs(tmp_path, capsys):
+    for k in (0, 1):
+        (tmp_path / "runs" / f"seed_{k}").mkdir(parents=True)
+        (tmp_path / "runs" / f"seed_{k}" / "config.json").write_text("{}")
+    assert cli.main(["predict", "--workdir", str(tmp_path / "runs"), "--features", "x.npz"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seed_0, seed_1" in err[0] and "--workdir" in err[0]

@@ -144,3 +144,37 @@ def test_cli_config_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "training.batch_size=0" in err[0]
     assert not workdir.exists()
+
+
+@pytest.mark.slow
+def test_rerun_in_an_existing_workdir(builder_dir, tmp_path, capsys):
+    config = default_logging_config(builder_dir)
+    config.training.num_epochs = 2
+    workdir = tmp_path / "run"
+    first = train(config, str(workdir), progress=False)
+    assert first["finished"]
+    capsys.readouterr()
+    again = train(config, str(workdir), progress=False)  # same config: resumes (nothing to do)
+    assert again["steps"] == first["steps"]
+    assert f"resuming {workdir} from step {first['steps']}" in capsys.readouterr().out
+
+    changed = default_logging_config(builder_dir)
+    changed.training.num_epochs = 2
+    changed.training.batch_size = 8
+    before = (workdir / "metrics.jsonl").read_text()
+    with pytest.raises(ConfigError, match=r"training\.batch_size: 16 -> 8.*--overwrite"):
+        train(changed, str(workdir), progress=False)
+    assert (workdir / "metrics.jsonl").read_text() == before  # nothing was touched
+
+    longer = default_logging_config(builder_dir)
+    longer.training.num_epochs = 3
+    with pytest.raises(ConfigError, match="training.num_epochs: 2 -> 3"):
+        train(longer, str(workdir), progress=False)
+    more = train(longer, str(workdir), progress=False, allow_config_change=True)
+    assert more["steps"] == 3 * first["steps"] // 2
+
+    fresh = train(changed, str(workdir), progress=False, overwrite=True)
+    records = read_metrics(workdir / "metrics.jsonl")
+    assert fresh["finished"] and records[0]["step"] == 0
+    assert [r for r in records if "param_count" in r] == records[:1]  # only the new run
+    assert max(r["step"] for r in records) == fresh["steps"] == records[0]["total_steps"]

@@ -4,18 +4,28 @@ Those benchmarks ship split/annotation lists only; features come from the user a
 ``features/<video_id>.npz`` under the manual_dir (a '/' in the video id is a subfolder), holding
 per stream s in STREAMS an array ``s`` float32 [T, d_s] and optionally ``s + "_mask"`` bool [T]
 (default all True). All streams of a video share T; d_s must be equal for all videos of a build.
-Problems raise `FormatError` (the project's manual_dir format error) naming the file.
+
+Nothing is read from outside the manual_dir: every path, fixed (classInd.txt) or taken from a
+list (a video id), is resolved with `jaxaffect.data.release_files.inside` (no '..', no absolute
+path, no symlink that leaves the manual_dir unless the user allows symlinks). Every listed
+feature file must exist before generation starts. A video in more than one split list is
+refused unless the user allows `split_overlap`; what an allowance let through is recorded in
+the build's metadata. Problems raise `FormatError` naming the file (and line).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from jaxaffect.data.release_files import allowed, inside, outside_release
 from jaxaffect.errors import FormatError
 from jaxaffect.families.tam import annotations as aa
 from jaxaffect.families.tam.video_features import (  # noqa: F401 (used by the builders as av.*)
@@ -26,6 +36,8 @@ from jaxaffect.families.tam.video_features import (  # noqa: F401 (used by the b
     read_video,
     write_video,
 )
+
+SHOWN_IDS = 5  # ids named in an error message; the count gives the rest
 
 
 def stream_features() -> dict[str, tfds.features.FeatureConnector]:
@@ -41,22 +53,113 @@ def stream_features() -> dict[str, tfds.features.FeatureConnector]:
     }
 
 
-def first_dims(manual_dir: epath.Path, video_ids: Iterable[str]) -> dict[str, int]:
+def release_file(manual_dir: str | os.PathLike, name: str, what: str) -> Path:
+    """The release's file `name` (e.g. "classInd.txt"), inside manual_dir and present."""
+    path = inside(manual_dir, name, where=os.fspath(manual_dir))
+    if not path.is_file():
+        raise FormatError(f"{path}: {what} not found")
+    return path
+
+
+def feature_files(manual_dir: str | os.PathLike,
+                  listed: Iterable[tuple[str, str]]) -> dict[str, Path]:
+    """{video_id: its features/<video_id>.npz} for (video_id, where) pairs, `where` being the
+    "file:line" that lists the video. A path that leaves manual_dir and a missing file are
+    refused naming both."""
+    out: dict[str, Path] = {}
+    for vid, where in listed:
+        if vid in out:
+            continue
+        path = inside(manual_dir, f"{FEATURE_DIR}/{vid}.npz", where=where)
+        if not path.is_file():
+            state = "not a file" if path.exists() else "feature file not found"
+            raise FormatError(f"{path}: {state} (listed at {where})")
+        out[vid] = path
+    return out
+
+
+def shown(ids: list[str]) -> str:
+    """The first few ids and how many more, for a message."""
+    more = len(ids) - SHOWN_IDS
+    return ", ".join(ids[:SHOWN_IDS]) + (f" and {more} more" if more > 0 else "")
+
+
+def split_overlap(videos: Mapping[str, list[aa.VideoLabel]]) -> list[str]:
+    """Sorted ids listed in more than one split. Refused (a train/test leak) unless the user
+    allowed `split_overlap`."""
+    wheres: dict[str, list[str]] = {}
+    for vs in videos.values():
+        for v in vs:
+            wheres.setdefault(v.video_id, []).append(v.where)
+    both = sorted(vid for vid, ws in wheres.items() if len(ws) > 1)
+    if both and not allowed("split_overlap"):
+        first = wheres[both[0]]
+        raise FormatError(
+            f"{first[-1]}: {len(both)} video(s) are in more than one split list (a train/test "
+            f"leak): {shown(both)}; {both[0]!r} is also at {', '.join(first[:-1])}. "
+            "--allow split_overlap builds anyway and records them in the build's metadata")
+    return both
+
+
+def record_allowances(metadata: MutableMapping[str, Any], manual_dir: str | os.PathLike,
+                      paths: Mapping[str, Path], overlap: Sequence[str] = ()) -> None:
+    """Writes into the build's metadata what an allowance let through (nothing otherwise)."""
+    if overlap:
+        metadata["split_overlap"] = {"allowed_by": "split_overlap", "count": len(overlap),
+                                     "video_ids": list(overlap)}
+    linked = outside_release(manual_dir, paths)
+    if linked:
+        metadata["symlinks_outside_release"] = {
+            "allowed_by": "symlinks", "count": len(linked),
+            "video_ids": linked[:SHOWN_IDS]}
+
+
+def first_dims(paths: Mapping[str, Path]) -> dict[str, int]:
     """Stream sizes d_s of the first video in sorted id order (the reference for the build)."""
-    features, _ = read_video(feature_path(manual_dir, min(video_ids)))
+    features, _ = read_video(paths[min(paths)])
     return {s: int(x.shape[1]) for s, x in features.items()}
 
 
-def stream_example(manual_dir: epath.Path, video_id: str,
+def stream_example(path: str | os.PathLike, video_id: str,
                    dims: Mapping[str, int]) -> dict[str, Any]:
-    """The stream part of one example, validated against `dims`."""
-    features, masks = read_video(feature_path(manual_dir, video_id), expected_dims=dims)
+    """The stream part of one example from its feature file, validated against `dims`."""
+    features, masks = read_video(path, expected_dims=dims)
     return {
         "video_id": video_id,
         "num_segments": np.int32(features[STREAMS[0]].shape[0]),
         "streams": features,
         "masks": masks,
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassListRelease:
+    """A checked class-list release: videos per split, their feature files, and the ids in
+    more than one split (empty unless allowed)."""
+
+    videos: dict[str, list[aa.VideoLabel]]
+    paths: dict[str, Path]
+    overlap: list[str]
+
+
+def read_class_lists(manual_dir: str | os.PathLike, class_names: tuple[str, ...],
+                     list_files: Mapping[str, str]) -> dict[str, list[aa.VideoLabel]]:
+    """{split: [VideoLabel]} from classInd.txt and the list files; checks the class names."""
+    ind = release_file(manual_dir, "classInd.txt", "class index file")
+    names = aa.read_class_index(ind, expected=class_names)
+    return {split: aa.read_split_list(release_file(manual_dir, fname, "split list"), names)
+            for split, fname in list_files.items()}
+
+
+def read_class_list_release(manual_dir: str | os.PathLike, class_names: tuple[str, ...],
+                            list_files: Mapping[str, str]) -> ClassListRelease:
+    """Everything a class-list build checks before generating: the lists, the split overlap
+    and every feature path (the builders' `check_manual_dir` runs this)."""
+    videos = read_class_lists(manual_dir, class_names, list_files)
+    overlap = split_overlap(videos)
+    paths = feature_files(manual_dir, [(v.video_id, v.where)
+                                       for vs in videos.values() for v in vs])
+    return ClassListRelease(videos, paths, overlap)
 
 
 class ClassListMixin:
@@ -82,37 +185,19 @@ class ClassListMixin:
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
         manual_dir = epath.Path(dl_manager.manual_dir)
-        videos = read_class_lists(manual_dir, self.CLASS_NAMES, self.LIST_FILES)
-        dims = first_dims(manual_dir, [v.video_id for vs in videos.values() for v in vs])
+        release = read_class_list_release(manual_dir, self.CLASS_NAMES, self.LIST_FILES)
+        dims = first_dims(release.paths)
         self.info.metadata["stream_dims"] = dims  # recorded in metadata.json of the build
-        return {split: self._generate_examples(manual_dir, vs, dims)
-                for split, vs in videos.items() if vs}
+        record_allowances(self.info.metadata, manual_dir, release.paths, release.overlap)
+        return {split: self._generate_examples(vs, release.paths, dims)
+                for split, vs in release.videos.items()}
 
-    def _generate_examples(self, manual_dir: epath.Path, videos: list,
+    def _generate_examples(self, videos: list[aa.VideoLabel], paths: Mapping[str, Path],
                            dims: dict[str, int]):
         # Sorted ids: deterministic generation; TFDS then orders records by a hash of the key.
         for v in sorted(videos, key=lambda v: v.video_id):
-            yield v.video_id, {**stream_example(manual_dir, v.video_id, dims),
+            yield v.video_id, {**stream_example(paths[v.video_id], v.video_id, dims),
                                "label": v.label_id}
-
-
-def read_class_lists(manual_dir: str | epath.PathLike, class_names: tuple[str, ...],
-                     list_files: Mapping[str, str]) -> dict[str, list]:
-    """{split: [VideoLabel]} from classInd.txt and the list files; checks the class names."""
-    manual_dir = epath.Path(manual_dir)
-    ind = manual_dir / "classInd.txt"
-    if not ind.exists():
-        raise FormatError(f"{ind}: class index file not found")
-    names = aa.read_class_index(ind)
-    if tuple(names) != tuple(class_names):
-        raise FormatError(f"{ind}: classes {names}, expected {list(class_names)}")
-    out = {}
-    for split, fname in list_files.items():
-        path = manual_dir / fname
-        if not path.exists():
-            raise FormatError(f"{path}: split list not found")
-        out[split] = aa.read_split_list(path, names)
-    return out
 
 
 def _first_lines_per_class(path: epath.Path, per_class: int) -> list[bytes]:

@@ -128,8 +128,39 @@ def _builder(name: str, data_dir: str, config: str | None):
 
 def existing_build(name: str, data_dir: str, config: str | None = None) -> str | None:
     """The directory of a complete build of this dataset version in `data_dir`, else None."""
-    builder = _builder(name, data_dir, config)
-    return os.fspath(builder.data_dir) if builder.is_prepared() else None
+    with quiet_tfds():
+        builder = _builder(name, data_dir, config)
+        return os.fspath(builder.data_dir) if builder.is_prepared() else None
+
+
+@contextlib.contextmanager
+def quiet_tfds(progress: bool = False):
+    """Silences TFDS's noise for manual builds: absl warnings about variant folders without
+    dataset_info.json, the "Downloading and preparing dataset Unknown size" banner and its
+    download lines, and (unless `progress`) its progress bars, whose shuffle ETAs mislead."""
+    import io
+    import logging
+
+    import tensorflow_datasets as tfds
+
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    if not progress:
+        tfds.disable_progress_bar()
+    banner = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(banner):
+            yield
+    finally:
+        absl_logger.setLevel(level)
+        if not progress:
+            tfds.enable_progress_bar()
+        kept = [line for line in banner.getvalue().splitlines()
+                if not line.startswith(("Downloading and preparing dataset",
+                                        "Dataset ", "\x1b[1mDownloading", "\x1b[1mDataset "))]
+        if kept:
+            print("\n".join(kept))
 
 
 def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = "tfrecord",
@@ -182,22 +213,25 @@ def _build(name: str, manual_dir: str, data_dir: str, file_format: str, *,
     check = getattr(module, "check_manual_dir", None)
     if check is not None:
         check(os.fspath(manual_dir))
-    builder = _builder(name, data_dir, config)
-    if builder.is_prepared() and overwrite:
+    with quiet_tfds():
+        builder = _builder(name, data_dir, config)
+        prepared = builder.is_prepared()
+    if prepared and overwrite:
         return _rebuild_beside(name, manual_dir, data_dir, fmt, num_shards, config,
                                os.fspath(builder.data_dir))
-    if builder.is_prepared():
+    if prepared:
         existing = builder.info.file_format.value if builder.info.file_format else "tfrecord"
         if existing != fmt:
             raise ConfigError(
                 f"{builder.data_dir} already holds a complete {existing} build of {name!r}; "
                 f"it is kept. Use another data_dir, or --overwrite, for a {fmt} build.")
         return os.fspath(builder.data_dir)
-    builder.download_and_prepare(
-        file_format=fmt,
-        download_config=tfds.download.DownloadConfig(
-            manual_dir=os.fspath(manual_dir), num_shards=num_shards),
-    )
+    with quiet_tfds():
+        builder.download_and_prepare(
+            file_format=fmt,
+            download_config=tfds.download.DownloadConfig(
+                manual_dir=os.fspath(manual_dir), num_shards=num_shards),
+        )
     return os.fspath(builder.data_dir)
 
 

@@ -68,8 +68,17 @@ def inside(root: str | os.PathLike, relative: str, *, where: str,
         real = Path(os.path.realpath(joined))
         if real != real_base and real_base not in real.parents:
             raise FormatError(f"{where}: {relative!r} is a symlink to {real}, outside the "
-                              f"release folder {base} (set {ALLOW_SYMLINKS_ENV}=1 to allow)")
+                              f"release folder {base} (`jaxaffect build --allow symlinks`, "
+                              f"or {ALLOW_SYMLINKS_ENV}=1, follows it)")
     return joined
+
+
+def outside_release(root: str | os.PathLike, paths: Mapping[str, Any]) -> list[str]:
+    """Sorted keys of `paths` whose file resolves outside `root` (symlinks the user allowed;
+    builders record them in the build's metadata)."""
+    base = os.path.realpath(root)
+    return sorted(key for key, path in paths.items()
+                  if os.path.commonpath([base, os.path.realpath(os.fspath(path))]) != base)
 
 
 def read_utf8(path: str | os.PathLike) -> str:

@@ -60,3 +60,15 @@ def test_float_and_mask_arrays():
                          (np.array(["x"]), "dtype <U1")):
         with pytest.raises(FormatError, match=message):
             rf.mask_array(bad, "clip.npz: mask 'audio_mask'")
+
+
+def test_a_misspelt_mask_name_is_refused_not_read_as_all_present(tmp_path):
+    from jaxaffect.data.release_files import write_npz
+    from jaxaffect.families.tam.video_features import STREAMS, read_video
+
+    arrays = {s: np.ones((3, 2), np.float32) for s in STREAMS}
+    write_npz(tmp_path / "ok.npz", {**arrays, "segment_seconds": np.float32(2.0)})
+    assert read_video(tmp_path / "ok.npz")[1]["audio"].all()
+    write_npz(tmp_path / "v.npz", {**arrays, "audio_msk": np.zeros(3, bool)})
+    with pytest.raises(FormatError, match=r"v\.npz: unexpected arrays \['audio_msk'\]"):
+        read_video(tmp_path / "v.npz")

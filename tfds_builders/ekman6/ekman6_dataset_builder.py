@@ -25,5 +25,6 @@ class Builder(av.ClassListMixin, tfds.core.GeneratorBasedBuilder):
 
 
 def check_manual_dir(manual_dir: str) -> None:
-    """Parses classInd.txt and both split lists (errors name file and line)."""
-    av.read_class_lists(manual_dir, Builder.CLASS_NAMES, Builder.LIST_FILES)
+    """Reads classInd.txt and both split lists and checks every listed feature path, the
+    checks the build runs before generating (errors name file and line)."""
+    av.read_class_list_release(manual_dir, Builder.CLASS_NAMES, Builder.LIST_FILES)

@@ -3,11 +3,14 @@
 See README.md for the layout. Splits follow ACCEDEsets.txt (1 train, 2 validation, 0 test).
 The 3-class labels come from `mediaeval2015_classes` with thresholds at the tertiles of all
 values in ACCEDEranking.txt (9,800 clips in the release); see that function for why.
+Everything is checked before generation starts (`read_release`; errors name file and line).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,7 @@ from tfds_builders import affect_video as av
 VALENCE_CLASSES, AROUSAL_CLASSES = aa.VALENCE_CLASSES, aa.AROUSAL_CLASSES
 SET_CLASSES = tuple(aa.SET_NAMES[i] for i in range(3))  # index = official set code
 SPLITS = ("train", "validation", "test")
+RANKING_FILE, SETS_FILE = "ACCEDEranking.txt", "ACCEDEsets.txt"
 
 
 def video_id(name: str) -> str:
@@ -31,12 +35,38 @@ def video_id(name: str) -> str:
 
 def read_records(manual_dir: str | epath.PathLike) -> list[aa.LirisRecord]:
     """Joined ACCEDEranking.txt + ACCEDEsets.txt; a missing file raises naming it."""
-    manual_dir = epath.Path(manual_dir)
-    paths = [manual_dir / "ACCEDEranking.txt", manual_dir / "ACCEDEsets.txt"]
-    for p in paths:
-        if not p.exists():
-            raise FormatError(f"{p}: annotation file not found")
-    return aa.read_liris(*paths)
+    return aa.read_liris(*(av.release_file(manual_dir, name, "annotation file")
+                           for name in (RANKING_FILE, SETS_FILE)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """A checked release: (clip id, record) in ranking-file order, and each clip's features."""
+
+    rows: list[tuple[str, aa.LirisRecord]]
+    paths: dict[str, Path]
+
+
+def read_release(manual_dir: str | epath.PathLike) -> Release:
+    """The annotation files and every feature path, checked: clip ids (names without their
+    extension) unique and non-empty, every set (train, validation, test) non-empty, each
+    features/<id>.npz inside manual_dir and present."""
+    records = read_records(manual_dir)
+    by_id: dict[str, aa.LirisRecord] = {}
+    for r in records:
+        vid = video_id(r.name)
+        if not vid:
+            raise FormatError(f"{r.where}: name {r.name!r} gives an empty clip id")
+        if vid in by_id:
+            raise FormatError(f"{r.where}: name {r.name!r} gives the clip id {vid!r}, as does "
+                              f"{by_id[vid].name!r} at {by_id[vid].where}")
+        by_id[vid] = r
+    for code, name in sorted(aa.SET_NAMES.items()):
+        if not any(r.set == code for r in records):
+            raise FormatError(f"{epath.Path(manual_dir) / SETS_FILE}: no clip in set {code} "
+                              f"({name}); the build has train, validation and test splits")
+    paths = av.feature_files(manual_dir, [(vid, r.where) for vid, r in by_id.items()])
+    return Release(list(by_id.items()), paths)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -65,26 +95,25 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
         manual_dir = epath.Path(dl_manager.manual_dir)
-        records = read_records(manual_dir)
+        release = read_release(manual_dir)
+        records = [r for _, r in release.rows]
         # Thresholds over every clip of the ranking file, whatever its split.
         val_cls = aa.mediaeval2015_classes([r.valence for r in records])
         aro_cls = aa.mediaeval2015_classes([r.arousal for r in records])
-        rows = [(video_id(r.name), r, int(v) + 1, int(a) + 1)
-                for r, v, a in zip(records, val_cls, aro_cls, strict=True)]
-        dims = av.first_dims(manual_dir, [vid for vid, *_ in rows])
+        rows = [(vid, r, int(v) + 1, int(a) + 1)
+                for (vid, r), v, a in zip(release.rows, val_cls, aro_cls, strict=True)]
+        dims = av.first_dims(release.paths)
         self.info.metadata["stream_dims"] = dims
-        out = {}
-        for split in SPLITS:
-            chosen = [row for row in rows if row[1].set_name == split]
-            if chosen:
-                out[split] = self._generate_examples(manual_dir, chosen, dims)
-        return out
+        av.record_allowances(self.info.metadata, manual_dir, release.paths)
+        return {split: self._generate_examples(
+                    [row for row in rows if row[1].set_name == split], release.paths, dims)
+                for split in SPLITS}
 
-    def _generate_examples(self, manual_dir: epath.Path, rows: list,
-                           dims: dict[str, int]) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _generate_examples(self, rows: list, paths: dict[str, Path], dims: dict[str, int]
+                           ) -> Iterator[tuple[str, dict[str, Any]]]:
         for vid, r, v_cls, a_cls in sorted(rows, key=lambda row: row[0]):
             yield vid, {
-                **av.stream_example(manual_dir, vid, dims),
+                **av.stream_example(paths[vid], vid, dims),
                 "valence": np.float32(r.valence),
                 "arousal": np.float32(r.arousal),
                 "valence_class": v_cls,
@@ -94,5 +123,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
 
 def check_manual_dir(manual_dir: str) -> None:
-    """Reads the ranking and set files (errors name file and line)."""
-    read_records(manual_dir)
+    """Reads the ranking and set files and checks every feature path, the checks the build runs
+    before generating (errors name file and line)."""
+    read_release(manual_dir)

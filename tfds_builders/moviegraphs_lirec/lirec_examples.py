@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from jaxaffect.families.lirec import release_format as lf
 from jaxaffect.families.lirec import release_labels as rl
+from tfds_builders.moviegraphs_lirec import lirec_release as lr
 
 IOU_THRESHOLD = 0.2  # Sec. 4.1 "Multi-label masking"
 MAX_PAIRS = 20  # the released code caps the candidate pairs of a clip at 20
@@ -117,29 +117,6 @@ def track_matches(track_name: str | None, character: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- text
-def _clean(line: str) -> str:
-    line = re.sub(r"\([^)]*\)|\[[^\]]*\]|<[^>]*>", "", line).strip()
-    return line[1:].strip() if line.startswith("-") else line
-
-
-def cue_token_ranges(cues: Sequence[lf.Cue], tokens: Sequence[str]) -> list[range] | None:
-    """Token rows of each cue, or None when the token file does not fit the dialogue.
-
-    One [CLS]-sentence per cue; cues whose text is empty after removing (), [] and <> parts
-    (sound descriptions, markup) may have no sentence (the released extractor skips them).
-    """
-    ranges = lf.sentence_token_ranges(tokens)
-    if len(ranges) == len(cues):
-        return ranges
-    kept = [i for i, c in enumerate(cues) if any(_clean(ln) for ln in c.lines)]
-    if len(ranges) == len(kept):
-        out = [range(0)] * len(cues)
-        for i, r in zip(kept, ranges):
-            out[i] = r
-        return out
-    return None
-
-
 def clip_token_rows(cues: Sequence[lf.Cue], ranges: Sequence[range], start: float,
                     end: float) -> list[int]:
     """Rows of the sentences whose cue overlaps [start, end] (closed intervals)."""
@@ -235,16 +212,6 @@ def fill_pair_clip_ids(examples: list[dict[str, Any]]) -> None:
             m["pair_clip_ids"] = [i for i in ids if i != m["clip_id"]]
 
 
-@dataclasses.dataclass
-class BuildNotes:
-    """What the builder records in metadata: skipped clips and absent modalities."""
-
-    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
-    missing: dict[str, int] = dataclasses.field(
-        default_factory=lambda: {"visual": 0, "text": 0, "tracks": 0})
-    problems: list[dict[str, str]] = dataclasses.field(default_factory=list)
-
-
 # ----------------------------------------------------------------------------- assembly
 @dataclasses.dataclass(frozen=True)
 class LabelMaps:
@@ -269,89 +236,14 @@ class LabelMaps:
                    rl.read_org_res(res_path) if res_path.exists() else {})
 
 
-@dataclasses.dataclass
-class _Scene:
-    visual: np.ndarray | None = None
-    frame_times: np.ndarray | None = None
-    text: np.ndarray | None = None
-    cues: list[lf.Cue] | None = None
-    ranges: list[range] | None = None
-    tracks: list[lf.FaceTrack] = dataclasses.field(default_factory=list)
-    track_names: list[str | None] = dataclasses.field(default_factory=list)
-
-
-def _check_dim(path: lf.epath.Path, got: int, want: int, what: str) -> None:
-    if got != want:
-        raise lf.LirecFormatError(f"{path}: {what} size {got}, the build uses {want}")
-
-
-def _load_scene(root: lf.epath.Path, movie: str, scene: str, dims: Mapping[str, int],
-                ids: Mapping[str, list[str | None]], notes: BuildNotes) -> _Scene:
-    out = _Scene()
-    vpath = lf.visual_path(root, movie, scene)
-    if vpath.exists():
-        out.visual = lf.read_visual(vpath)
-        _check_dim(vpath, out.visual.shape[1], dims["visual"], "visual feature")
-        out.frame_times = lf.read_frame2time(lf.frame2time_path(root, movie, scene))
-    bpaths, dpath = lf.bert_paths(root, movie, scene), lf.dialog_path(root, movie, scene)
-    if bpaths["tokens"].exists() and dpath.exists():
-        text, tokens = lf.read_bert(root, movie, scene)
-        _check_dim(bpaths["tokens"], text.shape[1], dims["text"], "text feature")
-        cues = lf.read_dialogs(dpath)
-        ranges = cue_token_ranges(cues, tokens)
-        if ranges is None:
-            notes.problems.append({"file": str(bpaths["tokens"]), "reason": (
-                f"{len(lf.sentence_token_ranges(tokens))} sentences for {len(cues)} cues of "
-                f"{dpath.name}; text treated as absent")})
-        else:
-            out.text, out.cues, out.ranges = text, cues, ranges
-    tpath = lf.ftracks_path(root, movie, scene)
-    if tpath.exists():
-        out.tracks = lf.read_ftracks(tpath)
-        names = list(ids.get(scene, []))
-        if len(names) != len(out.tracks):
-            notes.problems.append({"file": str(tpath), "reason": (
-                f"{len(out.tracks)} tracks but {len(names)} names in ftrack_ids/{movie}.json; "
-                "tracks treated as unnamed")})
-            names = [None] * len(out.tracks)
-        out.track_names = names
-    return out
-
-
-def discover_dims(root: lf.PathLike, movies: Sequence[str]) -> dict[str, int]:
-    """Feature sizes from the first visual and BERT files (movies and scenes in sorted order)."""
-    root = lf.epath.Path(root)
-    dims: dict[str, int] = {}
-    for movie in movies:
-        for scene in sorted({r.scene for r in rl.read_movie_labels(
-                lf.labels_path(root, movie)).interactions}):
-            if "visual" not in dims and lf.visual_path(root, movie, scene).exists():
-                dims["visual"] = int(lf.read_visual(lf.visual_path(root, movie, scene)).shape[1])
-            if "text" not in dims and lf.bert_paths(root, movie, scene)["tokens"].exists():
-                dims["text"] = int(lf.read_bert(root, movie, scene)[0].shape[1])
-            if len(dims) == 2:
-                return {**dims, "tracks": dims["visual"]}
-    for key, where in (("visual", lf.VISUAL_DIR), ("text", lf.BERT_DIR)):
-        if key not in dims:
-            raise lf.LirecFormatError(f"{root / where}: no feature file for any labelled scene")
-    raise AssertionError("unreachable")
-
-
-def movie_examples(root: lf.PathLike, movie: str, maps: LabelMaps, dims: Mapping[str, int],
-                   notes: BuildNotes) -> list[dict[str, Any]]:
-    """Examples of one movie (without `pair_clip_ids`; see fill_pair_clip_ids)."""
-    root = lf.epath.Path(root)
-    labels = rl.read_movie_labels(lf.labels_path(root, movie))
-    if labels.movie_id != movie:
-        raise lf.LirecFormatError(
-            f"{lf.labels_path(root, movie)}: movie_id {labels.movie_id!r} != {movie!r}")
-    ids_path = lf.ftrack_ids_path(root, movie)
-    ids = lf.read_ftrack_ids(ids_path) if ids_path.exists() else {}
+def movie_examples(root: lf.PathLike, plan: lr.MoviePlan, maps: LabelMaps,
+                   dims: Mapping[str, int], notes: lr.BuildNotes) -> list[dict[str, Any]]:
+    """Examples of one planned movie (without `pair_clip_ids`; see fill_pair_clip_ids)."""
+    movie, labels = plan.movie, plan.labels
     rels = RelationshipIndex(labels.relationships, maps.to_relationship, maps.opposites,
                              maps.relationships)
     for name in sorted(rels.unknown):
-        notes.problems.append({"file": str(lf.labels_path(root, movie)),
-                               "reason": f"unknown relationship {name!r} ignored"})
+        notes.problem(plan.labels_file, f"unknown relationship {name!r} ignored")
     records = []
     for r in labels.interactions:
         merged = maps.to_interaction.get(r.name)
@@ -370,11 +262,11 @@ def movie_examples(root: lf.PathLike, movie: str, maps: LabelMaps, dims: Mapping
                        np.asarray([r.end for r, _ in records]), [r.scene for r, _ in records]),
         labels_arr, len(maps.interactions))
     org_hw = maps.org_res.get(movie)
-    scenes: dict[str, _Scene] = {}
+    scenes: dict[str, lr.Scene] = {}
     examples = []
     for i, (r, cls_id) in enumerate(records):
         if r.scene not in scenes:
-            scenes[r.scene] = _load_scene(root, movie, r.scene, dims, ids, notes)
+            scenes[r.scene] = lr.load_scene(root, plan, r.scene, dims, notes)
         sc = scenes[r.scene]
         visual = np.zeros(dims["visual"], np.float32)
         v_present = False

@@ -3,11 +3,13 @@
 manual_dir = the released ``data_root`` (features/, dialogs/, frame2time/, ftracks/,
 ftrack_ids/, others/) plus ``lirec_labels/`` exported once from ``others/mg3.pkl`` with
 ``export_moviegraphs_labels.py``. One example per directed person-to-person interaction
-instance; see README.md for the layout, the example spec and the choices.
+instance; see README.md for the layout, the example spec, the choices, and what is refused
+(LirecFormatError naming the file) or let through and reported at the end of the build.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,8 +18,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from jaxaffect.families.lirec import release_format as lf
-from jaxaffect.families.lirec import release_labels as rl
 from tfds_builders.moviegraphs_lirec import lirec_examples as le
+from tfds_builders.moviegraphs_lirec import lirec_release as lr
 
 
 def _vector() -> tfds.features.Tensor:
@@ -64,31 +66,38 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         root = epath.Path(dl_manager.manual_dir)
         if not root.exists():
             raise lf.LirecFormatError(f"{root}: manual_dir not found")
-        split = rl.read_split(root / lf.SPLIT_FILE)
+        # Every movie's labels and every referenced file are checked before writing.
+        notes = lr.BuildNotes(root)
+        split, plans = lr.plan_release(root, notes)
         maps = le.LabelMaps.read(root)
-        movies = sorted(m for ms in split.values() for m in ms)
-        for m in movies:  # every movie of the split needs its labels: fail before writing
-            rl.read_movie_labels(lf.labels_path(root, m))
-        dims = le.discover_dims(root, movies)
-        notes = le.BuildNotes()
+        _note_optional_files(root, maps, sorted(plans), notes)
+        dims = lr.discover_dims(root, plans)
         md = self.info.metadata
         md["dims"] = dims
         md["interactions"] = list(maps.interactions)
         md["relationships"] = list(maps.relationships)
         # Filled while the splits are written (metadata.json is written after generation).
-        md["skipped"] = notes.skipped
-        md["missing_modalities"] = notes.missing
-        md["problems"] = notes.problems
-        return {lf.SPLITS[key]: self._generate_examples(root, sorted(ms), maps, dims, notes)
+        md.update(notes.metadata())
+        self._notes = notes
+        return {lf.SPLITS[key]: self._generate_examples(root, [plans[m] for m in sorted(ms)],
+                                                        maps, dims, notes)
                 for key, ms in split.items() if ms}
 
-    def _generate_examples(self, root: epath.Path, movies: list[str], maps: le.LabelMaps,
-                           dims: dict[str, int], notes: le.BuildNotes
+    def download_and_prepare(self, *args: Any, **kwargs: Any) -> None:
+        """TFDS's build; then one line per kind of input that was let through (allowed absent
+        files, skipped subtitles, problems, skipped interactions) on stderr."""
+        self._notes = None
+        super().download_and_prepare(*args, **kwargs)
+        for line in self._notes.report() if self._notes is not None else ():
+            print(line, file=sys.stderr)
+
+    def _generate_examples(self, root: epath.Path, plans: list[lr.MoviePlan],
+                           maps: le.LabelMaps, dims: dict[str, int], notes: lr.BuildNotes
                            ) -> Iterator[tuple[str, dict[str, Any]]]:
         # A pair's clips all lie in one movie (and a movie in one split), so pair_clip_ids can be
         # filled movie by movie, keeping one movie's examples in memory at a time.
-        for movie in movies:
-            examples = le.movie_examples(root, movie, maps, dims, notes)
+        for plan in plans:
+            examples = le.movie_examples(root, plan, maps, dims, notes)
             le.fill_pair_clip_ids(examples)
             for ex in examples:
                 ex.pop("_order")
@@ -96,6 +105,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 yield ex["clip_id"], ex
 
 
+def _note_optional_files(root: epath.Path, maps: le.LabelMaps, movies: list[str],
+                         notes: lr.BuildNotes) -> None:
+    """The optional others/ files: their absence changes examples, so it is reported."""
+    if not (root / lf.RELATIONSHIP_OPPOSITES_FILE).exists():
+        notes.problem(root / lf.RELATIONSHIP_OPPOSITES_FILE,
+                      "not found: a relationship annotated a -> b gives b -> a no label")
+    if not (root / lf.ORG_RES_FILE).exists():
+        notes.problem(root / lf.ORG_RES_FILE,
+                      "not found: face features are the whole frame's (no person-box pooling)")
+    else:
+        for movie in movies:
+            if movie not in maps.org_res:
+                notes.problem(root / lf.ORG_RES_FILE, f"no line for movie {movie!r}: its face "
+                                                      "features are the whole frame's")
+
+
 def check_manual_dir(manual_dir: str) -> None:
-    """Reads others/split.json (errors name the file)."""
-    rl.read_split(epath.Path(manual_dir) / lf.SPLIT_FILE)
+    """The checks the build makes before writing (split.json, labels, ids that become paths,
+    referenced files), so that `jaxaffect build` refuses a bad release before TFDS starts."""
+    root = epath.Path(manual_dir)
+    if not root.exists():
+        raise lf.LirecFormatError(f"{root}: manual_dir not found")
+    lr.plan_release(root, lr.BuildNotes(root))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from jaxaffect.data.release_files import allowance_env
 from jaxaffect.families.lirec import release_format as lf
 from jaxaffect.families.lirec import release_labels as rl
 from tfds_builders.moviegraphs_lirec import moviegraphs_lirec_dataset_builder as mb
@@ -26,7 +27,10 @@ def _examples(builder, split):
     return {ex["clip_id"].decode(): ex for ex in (src[i] for i in range(len(src)))}
 
 
-def test_examples_follow_the_files(manual_dir, tmp_path):
+def test_examples_follow_the_files(manual_dir, tmp_path, monkeypatch):
+    scene_without_visual = "scene-002.ss-0010.es-0019"
+    lf.visual_path(manual_dir, "tt9000000", scene_without_visual).unlink()
+    monkeypatch.setenv(allowance_env("absent_modality"), "1")
     builder = prepare(mb.Builder, manual_dir, tmp_path / "data")
     md = builder.info.metadata
     assert md["dims"] == {"visual": 8, "text": 6, "tracks": 8}
@@ -34,7 +38,6 @@ def test_examples_follow_the_files(manual_dir, tmp_path):
     assert md["relationships"] == sorted(md["relationships"], reverse=True)
     train = _examples(builder, "train")
     labels = rl.read_movie_labels(lf.labels_path(manual_dir, "tt9000000"))
-    scene_without_visual = "scene-002.ss-0010.es-0019"
     for r in labels.interactions:
         ex = train[f"tt9000000_{r.id}_0"]
         assert md["interactions"][ex["interaction"]] == r.name
@@ -53,6 +56,8 @@ def test_examples_follow_the_files(manual_dir, tmp_path):
                 ex["pair_characters"][ex["true_pair"]])
     assert md["missing_modalities"]["visual"] == sum(
         r.scene == scene_without_visual for r in labels.interactions)
+    assert md["absent_files"] == {
+        "count": 1, "files": [f"features/spat_i3d/tt9000000/{scene_without_visual}.npy"]}
 
 
 def test_all_layer_bert_file_is_read_at_layer_minus_two(manual_dir, tmp_path):
@@ -93,6 +98,21 @@ def test_unknown_interaction_is_skipped_and_recorded(manual_dir, tmp_path):
     assert builder.info.splits["train"].num_examples == 11
     assert builder.info.metadata["skipped"] == [
         {"clip": f"tt9000000_{first.id}", "reason": "unknown interaction 'juggles'"}]
+
+
+def test_subtitles_without_speech_need_no_bert_files(manual_dir, tmp_path):
+    movie, scene = "tt9000002", "scene-001.ss-0000.es-0009"
+    lf.write_webvtt(lf.dialog_path(manual_dir, movie, scene), [lf.Cue(0.0, 60.0, ("[music]",))])
+    paths = lf.bert_paths(manual_dir, movie, scene)
+    paths["layer"].unlink()
+    paths["tokens"].unlink()
+    builder = prepare(mb.Builder, manual_dir, tmp_path / "data")
+    assert builder.info.metadata["absent_files"]["count"] == 0
+    labels = rl.read_movie_labels(lf.labels_path(manual_dir, movie))
+    test = _examples(builder, "test")
+    for r in labels.interactions:
+        if r.scene == scene:
+            assert not test[f"{movie}_{r.id}_0"]["text_present"]
 
 
 if __name__ == "__main__":

@@ -25,12 +25,17 @@ exist only inside ``mg3.pkl``; ``tfds_builders/moviegraphs_lirec/export_moviegra
 turns it once into plain ``lirec_labels/<movie>.json`` files (``release_labels.MovieLabels``),
 which is all the builder reads. This module holds the layout (paths), the shared text/JSON
 helpers and the per-clip files; ``release_labels`` the ``others/`` and ``lirec_labels/`` files.
-Everything is pure python/numpy; errors are :class:`LirecFormatError` naming the file (and line).
+Everything is pure python/numpy; errors are :class:`LirecFormatError` naming the file (and line
+or key). Text files must be UTF-8; every path built from an id or name read from a file stays
+inside the release folder (``jaxaffect.data.release_files.inside``); feature arrays must hold
+finite floats.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -39,6 +44,7 @@ from typing import Any
 import numpy as np
 from etils import epath
 
+from jaxaffect.data.release_files import float_array, inside, read_utf8
 from jaxaffect.errors import FormatError
 
 VISUAL_DIR = "features/spat_i3d"
@@ -63,10 +69,15 @@ SPLITS: dict[str, str] = {"train": "train", "val": "validation", "test": "test"}
 CLS_TOKEN = "[CLS]"
 
 PathLike = str | epath.PathLike
+Where = str | None  # what named a path (file and key), for error messages
 
 
 class LirecFormatError(FormatError):
     """A file of a LIReC manual_dir is missing or malformed; the message names the file."""
+
+
+class LirecEncodingError(LirecFormatError):
+    """A text file of the release is not UTF-8 (the message names the file and line)."""
 
 
 def _path(path: PathLike) -> epath.Path:
@@ -74,15 +85,15 @@ def _path(path: PathLike) -> epath.Path:
 
 
 def read_text(path: PathLike) -> str:
-    """The file's text (UTF-8, else latin-1); LirecFormatError if it is missing."""
+    """The file's text; LirecFormatError if it is missing, LirecEncodingError (with the line)
+    if it is not UTF-8 (a leading byte-order mark is dropped)."""
     path = _path(path)
     if not path.exists():
         raise LirecFormatError(f"{path}: file not found")
-    data = path.read_bytes()
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:  # some subtitle files are latin-1
-        return data.decode("latin-1")
+        return read_utf8(path)
+    except FormatError as e:
+        raise LirecEncodingError(str(e)) from None
 
 
 def write_text(path: PathLike, text: str) -> None:
@@ -93,12 +104,16 @@ def write_text(path: PathLike, text: str) -> None:
 
 
 def read_json(path: PathLike) -> Any:
-    """The parsed JSON file; LirecFormatError if missing or invalid."""
-    text = read_text(path)
+    """The parsed JSON file; LirecFormatError (with the line) if missing or invalid. NaN and
+    Infinity, which Python would accept, are refused."""
+    def no_constant(name: str) -> Any:
+        raise LirecFormatError(f"{path}: not valid JSON ({name} is not a JSON number)")
+
     try:
-        return json.loads(text)
+        return json.loads(read_text(path), parse_constant=no_constant)
     except json.JSONDecodeError as e:
-        raise LirecFormatError(f"{path}: not valid JSON ({e})") from e
+        raise LirecFormatError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})"
+                               ) from None
 
 
 def write_json(path: PathLike, obj: Any) -> None:
@@ -107,49 +122,79 @@ def write_json(path: PathLike, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- paths
+_SCENE = re.compile(r"scene-(\d+)")
+
+
 def scene_number(scene: str) -> int:
     """The scene number of a clip stem ``scene-002.ss-0009.es-0020`` (-> 2)."""
-    m = re.match(r"scene-(\d+)", scene)
+    m = _SCENE.match(scene)
     if m is None:
         raise LirecFormatError(f"scene name {scene!r} does not start with 'scene-<number>'")
     return int(m.group(1))
 
 
-def visual_path(root: PathLike, movie: str, scene: str) -> epath.Path:
-    return _path(root) / VISUAL_DIR / movie / f"{scene}.npy"
+def check_plain_name(name: str, where: str) -> str:
+    """`name` (a movie id or scene name that becomes a folder or file name) when it is one
+    plain path component; else LirecFormatError naming `where` (file and key)."""
+    if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name
+            or "\\" in name or "\0" in name or name != name.strip()):
+        raise LirecFormatError(f"{where}: {name!r} is not a plain file name (ids and scene "
+                               "names become paths inside the release folder)")
+    return name
 
 
-def frame2time_path(root: PathLike, movie: str, scene: str) -> epath.Path:
-    return _path(root) / FRAME2TIME_DIR / movie / f"{scene}.matidx"
+def release_path(root: PathLike, relative: str, where: str) -> epath.Path:
+    """`root / relative`, refused (LirecFormatError naming `where`) when it leaves `root`:
+    `..`, an absolute path, or a symlink out (unless `--allow symlinks`)."""
+    try:
+        return epath.Path(inside(root, relative, where=where))
+    except FormatError as e:
+        raise LirecFormatError(str(e)) from None
 
 
-def bert_paths(root: PathLike, movie: str, scene: str) -> dict[str, epath.Path]:
+def _scene_path(root: PathLike, folder: str, movie: str, name: str, where: Where) -> epath.Path:
+    return release_path(root, f"{folder}/{movie}/{name}",
+                        where or f"movie {movie!r}, file {name!r}")
+
+
+def visual_path(root: PathLike, movie: str, scene: str, *, where: Where = None) -> epath.Path:
+    return _scene_path(root, VISUAL_DIR, movie, f"{scene}.npy", where)
+
+
+def frame2time_path(root: PathLike, movie: str, scene: str, *, where: Where = None) -> epath.Path:
+    return _scene_path(root, FRAME2TIME_DIR, movie, f"{scene}.matidx", where)
+
+
+def bert_paths(root: PathLike, movie: str, scene: str, *, where: Where = None
+               ) -> dict[str, epath.Path]:
     """{"layer": second-to-last [N, D], "all": all layers [N, 12 D], "tokens": token2idx}."""
     stem = f"{movie}_{scene_number(scene):03d}"
-    base = _path(root) / BERT_DIR
-    return {"layer": base / BERT_LAYER_DIR / movie / f"{stem}.npy",
-            "all": base / movie / f"{stem}.npy",
-            "tokens": base / movie / f"{stem}.token2idx"}
+    return {"layer": _scene_path(root, f"{BERT_DIR}/{BERT_LAYER_DIR}", movie, f"{stem}.npy",
+                                 where),
+            "all": _scene_path(root, BERT_DIR, movie, f"{stem}.npy", where),
+            "tokens": _scene_path(root, BERT_DIR, movie, f"{stem}.token2idx", where)}
 
 
-def dialog_path(root: PathLike, movie: str, scene: str) -> epath.Path:
-    return _path(root) / DIALOG_DIR / movie / f"{scene}.webvtt"
+def dialog_path(root: PathLike, movie: str, scene: str, *, where: Where = None) -> epath.Path:
+    return _scene_path(root, DIALOG_DIR, movie, f"{scene}.webvtt", where)
 
 
-def ftracks_path(root: PathLike, movie: str, scene: str) -> epath.Path:
-    return _path(root) / FTRACKS_DIR / movie / f"{scene}.json"
+def ftracks_path(root: PathLike, movie: str, scene: str, *, where: Where = None) -> epath.Path:
+    return _scene_path(root, FTRACKS_DIR, movie, f"{scene}.json", where)
 
 
-def ftrack_ids_path(root: PathLike, movie: str) -> epath.Path:
-    return _path(root) / FTRACK_IDS_DIR / f"{movie}.json"
+def ftrack_ids_path(root: PathLike, movie: str, *, where: Where = None) -> epath.Path:
+    return release_path(root, f"{FTRACK_IDS_DIR}/{movie}.json", where or f"movie {movie!r}")
 
 
-def intersections_path(root: PathLike, movie: str, scene: str) -> epath.Path:
-    return _path(root) / INTERSECTIONS_DIR / f"intersected_{movie}_{scene_number(scene)}.csv"
+def intersections_path(root: PathLike, movie: str, scene: str, *, where: Where = None
+                       ) -> epath.Path:
+    return release_path(root, f"{INTERSECTIONS_DIR}/intersected_{movie}_"
+                        f"{scene_number(scene)}.csv", where or f"movie {movie!r}")
 
 
-def labels_path(root: PathLike, movie: str) -> epath.Path:
-    return _path(root) / LABELS_DIR / f"{movie}.json"
+def labels_path(root: PathLike, movie: str, *, where: Where = None) -> epath.Path:
+    return release_path(root, f"{LABELS_DIR}/{movie}.json", where or f"movie {movie!r}")
 
 
 # ----------------------------------------------------------------------------- features
@@ -161,12 +206,10 @@ def _load_npy(path: PathLike) -> np.ndarray:
         with path.open("rb") as f:
             x = np.load(f, allow_pickle=False)
     except Exception as e:  # ValueError (pickled/corrupt), OSError, EOFError
-        raise LirecFormatError(f"{path}: not a readable .npy file ({type(e).__name__}: {e})") from e
-    if not np.issubdtype(x.dtype, np.floating):
-        raise LirecFormatError(f"{path}: expected float values, got {x.dtype}")
-    if not np.all(np.isfinite(x)):
-        raise LirecFormatError(f"{path}: holds NaN or inf values")
-    return x
+        raise LirecFormatError(f"{path}: not a readable .npy file ({type(e).__name__}: "
+                               f"{e})") from None
+    # Strings, objects, ints, NaN/inf and values beyond float32 are refused; float32 out.
+    return float_array(x, f"{path}: array", error=LirecFormatError)
 
 
 def _save_npy(path: PathLike, x: np.ndarray) -> None:
@@ -181,7 +224,7 @@ def read_visual(path: PathLike) -> np.ndarray:
     x = _load_npy(path)
     if x.ndim not in (2, 4) or x.shape[0] == 0:
         raise LirecFormatError(f"{path}: expected [T, D] or [T, D, H, W] with T>0, got {x.shape}")
-    return x.astype(np.float32, copy=False)
+    return x
 
 
 def write_visual(path: PathLike, features: np.ndarray) -> None:
@@ -199,8 +242,10 @@ def read_frame2time(path: PathLike) -> np.ndarray:
             f, t = words
             frames.append(int(f))
             times.append(float(t))
-        except ValueError as e:
-            raise LirecFormatError(f"{path}:{i}: expected 'frame seconds'") from e
+        except ValueError:
+            raise LirecFormatError(f"{path}:{i}: expected 'frame seconds'") from None
+        if not np.isfinite(times[-1]):
+            raise LirecFormatError(f"{path}:{i}: time {t!r} is not a finite number")
     if frames != list(range(len(frames))) or not frames:
         raise LirecFormatError(f"{path}: frames must be numbered 0, 1, 2, ... without gaps")
     return np.asarray(times, np.float64)
@@ -234,13 +279,14 @@ def sentence_token_ranges(tokens: Sequence[str]) -> list[range]:
     return [range(s, e) for s, e in zip(starts, ends)]
 
 
-def read_bert(root: PathLike, movie: str, scene: str) -> tuple[np.ndarray, list[str]]:
+def read_bert(root: PathLike, movie: str, scene: str, *, where: Where = None
+              ) -> tuple[np.ndarray, list[str]]:
     """(token features float32 [N, D] of the second-to-last BERT layer, tokens [N]).
 
     Prefers the released ``second-to-last/`` file; otherwise takes layer -2 of the all-layer
     file (``[N, 12 D]``). Raises LirecFormatError when neither exists or the rows disagree.
     """
-    paths = bert_paths(root, movie, scene)
+    paths = bert_paths(root, movie, scene, where=where)
     tokens = read_token2idx(paths["tokens"])
     if paths["layer"].exists():
         x, src = _load_npy(paths["layer"]), paths["layer"]
@@ -255,7 +301,7 @@ def read_bert(root: PathLike, movie: str, scene: str) -> tuple[np.ndarray, list[
     if x.ndim != 2 or x.shape[0] != len(tokens):
         raise LirecFormatError(
             f"{src}: {x.shape} rows do not match the {len(tokens)} tokens of {paths['tokens']}")
-    return x.astype(np.float32, copy=False), tokens
+    return x, tokens
 
 
 def write_bert(root: PathLike, movie: str, scene: str, features: np.ndarray,
@@ -366,23 +412,43 @@ class FaceTrack:
     boxes: np.ndarray  # float32 [n, 4]
 
 
+def json_number(value: Any, where: str, *, integer: bool = False) -> float:
+    """A finite JSON number (not a string, bool or null); `integer`: a whole number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LirecFormatError(f"{where} must be a number, got {value!r}")
+    if not np.isfinite(value):
+        raise LirecFormatError(f"{where} must be finite, got {value!r}")
+    if integer and (value < 0 or value != int(value)):
+        raise LirecFormatError(f"{where} must be a whole number >= 0, got {value!r}")
+    return value
+
+
 def read_ftracks(path: PathLike) -> list[FaceTrack]:
+    """Face tracks of a scene; every detection needs numeric frame, timestamp, x, y, w, h."""
     obj = read_json(path)
     if not isinstance(obj, dict) or not isinstance(obj.get("ftracks"), list):
         raise LirecFormatError(f"{path}: expected an object with a list 'ftracks'")
     tracks = []
     for k, track in enumerate(obj["ftracks"]):
-        try:
-            frames = np.asarray([int(d["frame"]) for d in track], np.int64)
-            times = np.asarray([float(d["timestamp"]) for d in track], np.float64)
-            boxes = np.asarray([[float(d[c]) for c in "xywh"] for d in track],
-                               np.float32).reshape(-1, 4)
-        except (KeyError, TypeError, ValueError) as e:
-            raise LirecFormatError(
-                f"{path}: track {k}: every detection needs frame, timestamp, x, y, w, h") from e
+        if not isinstance(track, list):
+            raise LirecFormatError(f"{path}: ftracks[{k}]: expected a list of detections")
+        rows = []
+        for j, d in enumerate(track):
+            where = f"{path}: ftracks[{k}][{j}]"
+            if not isinstance(d, dict):
+                raise LirecFormatError(f"{where}: expected an object")
+            missing = [c for c in ("frame", "timestamp", *"xywh") if c not in d]
+            if missing:
+                raise LirecFormatError(f"{where}: missing key {missing[0]!r}")
+            rows.append((json_number(d["frame"], f"{where}['frame']", integer=True),
+                         *(json_number(d[c], f"{where}[{c!r}]") for c in ("timestamp", *"xywh"))))
+        arr = np.asarray(rows, np.float64).reshape(-1, 6)
+        times = arr[:, 1]
         if np.any(np.diff(times) < 0):
-            raise LirecFormatError(f"{path}: track {k}: timestamps are not sorted")
-        tracks.append(FaceTrack(frames, times, boxes))
+            raise LirecFormatError(f"{path}: ftracks[{k}]: timestamps are not sorted")
+        tracks.append(FaceTrack(arr[:, 0].astype(np.int64), times,
+                                float_array(arr[:, 2:], f"{path}: ftracks[{k}] boxes",
+                                            error=LirecFormatError)))
     return tracks
 
 
@@ -415,9 +481,6 @@ def write_ftrack_ids(path: PathLike, ids: Mapping[str, Sequence[str | None]]) ->
 # ----------------------------------------------------------------------------- intersections
 def read_intersections(path: PathLike) -> dict[str, list[str]]:
     """Interaction name -> names of the interactions overlapping it in the scene (CSV rows)."""
-    import csv
-    import io
-
     out: dict[str, list[str]] = {}
     for row in csv.reader(io.StringIO(read_text(path))):
         if row:
@@ -426,9 +489,6 @@ def read_intersections(path: PathLike) -> dict[str, list[str]]:
 
 
 def write_intersections(path: PathLike, rows: Mapping[str, Sequence[str]]) -> None:
-    import csv
-    import io
-
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for name, others in rows.items():

@@ -14,6 +14,8 @@ from jaxaffect.families.lirec.release_format import (
     SPLITS,
     LirecFormatError,
     PathLike,
+    check_plain_name,
+    json_number,
     read_json,
     read_text,
     scene_number,
@@ -24,7 +26,8 @@ from jaxaffect.families.lirec.release_format import (
 
 # ----------------------------------------------------------------------------- others/
 def read_split(path: PathLike) -> dict[str, list[str]]:
-    """Movie ids per released split key ("train", "val", "test")."""
+    """Movie ids per released split key ("train", "val", "test"). A movie id becomes folder and
+    file names, so it must be a plain name (no `/`, `..`)."""
     obj = read_json(path)
     if not isinstance(obj, dict) or set(obj) - set(SPLITS) or not set(obj) & set(SPLITS):
         raise LirecFormatError(f"{path}: expected an object with keys {sorted(SPLITS)}")
@@ -33,6 +36,7 @@ def read_split(path: PathLike) -> dict[str, list[str]]:
         if not isinstance(movies, list) or not all(isinstance(m, str) for m in movies):
             raise LirecFormatError(f"{path}: split {key!r} must be a list of movie ids")
         for m in movies:
+            check_plain_name(m, f"{path}: split {key!r}: movie id")
             if m in seen:
                 raise LirecFormatError(f"{path}: movie {m!r} is in both {seen[m]!r} and {key!r}")
             seen[m] = key
@@ -170,31 +174,69 @@ class MovieLabels:
     relationships: tuple[RelationshipRecord, ...]
 
 
+def _get(d: object, key: str, where: str, kind: type | tuple[type, ...]) -> object:
+    if not isinstance(d, dict):
+        raise LirecFormatError(f"{where}: expected an object")
+    if key not in d:
+        raise LirecFormatError(f"{where}: missing key {key!r}")
+    value = d[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise LirecFormatError(f"{where}: {key!r} must be {names}, got {value!r}")
+    return value
+
+
+def _name(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise LirecFormatError(f"{where}: expected a character name, got {value!r}")
+    return value.lower()
+
+
+def _interaction(d: object, where: str) -> InteractionRecord:
+    ident = _get(d, "id", where, (str, int))
+    scene = check_plain_name(_get(d, "scene", where, str), f"{where}['scene']")
+    scene_number(scene)  # refuses names that are not MovieGraphs clip stems
+    start = json_number(_get(d, "start", where, (int, float)), f"{where}['start']")
+    end = json_number(_get(d, "end", where, (int, float)), f"{where}['end']")
+    if end < start:
+        raise LirecFormatError(f"{where}: interaction {str(ident)!r} ends before it starts")
+    chars = _get(d, "characters", where, list)
+    pairs = _get(d, "pairs", where, list)
+    out_pairs = []
+    for k, pair in enumerate(pairs):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise LirecFormatError(f"{where}['pairs'][{k}]: expected [from, to]")
+        out_pairs.append(tuple(None if c is None else _name(c, f"{where}['pairs'][{k}]")
+                               for c in pair))
+    return InteractionRecord(
+        id=str(ident), scene=scene, start=float(start), end=float(end),
+        name=_get(d, "name", where, str),
+        characters=tuple(_name(c, f"{where}['characters'][{k}]") for k, c in enumerate(chars)),
+        pairs=tuple(out_pairs))
+
+
+def _relationship(d: object, where: str) -> RelationshipRecord:
+    scene = check_plain_name(_get(d, "scene", where, str), f"{where}['scene']")
+    scene_number(scene)
+    return RelationshipRecord(scene, _name(_get(d, "source", where, str), f"{where}['source']"),
+                              _name(_get(d, "target", where, str), f"{where}['target']"),
+                              _get(d, "name", where, str))
+
+
 def read_movie_labels(path: PathLike) -> MovieLabels:
+    """The labels of one movie; every missing key or wrong value names the file and entry."""
     obj = read_json(path)
-    try:
-        inters = tuple(
-            InteractionRecord(
-                id=str(d["id"]), scene=str(d["scene"]), start=float(d["start"]),
-                end=float(d["end"]), name=str(d["name"]),
-                characters=tuple(str(c).lower() for c in d["characters"]),
-                pairs=tuple((None if a is None else str(a).lower(),
-                             None if b is None else str(b).lower()) for a, b in d["pairs"]))
-            for d in obj["interactions"])
-        rels = tuple(RelationshipRecord(str(d["scene"]), str(d["source"]).lower(),
-                                        str(d["target"]).lower(), str(d["name"]))
-                     for d in obj["relationships"])
-        labels = MovieLabels(str(obj["movie_id"]), inters, rels)
-    except (KeyError, TypeError, ValueError) as e:
-        raise LirecFormatError(f"{path}: malformed labels ({type(e).__name__}: {e})") from e
-    ids = [r.id for r in labels.interactions]
-    if len(set(ids)) != len(ids):
-        raise LirecFormatError(f"{path}: repeated interaction ids")
-    for r in labels.interactions:
-        if r.end < r.start:
-            raise LirecFormatError(f"{path}: interaction {r.id!r} ends before it starts")
-        scene_number(r.scene)
-    return labels
+    movie_id = check_plain_name(_get(obj, "movie_id", str(path), str), f"{path}: movie_id")
+    inters = tuple(_interaction(d, f"{path}: interactions[{i}]")
+                   for i, d in enumerate(_get(obj, "interactions", str(path), list)))
+    rels = tuple(_relationship(d, f"{path}: relationships[{i}]")
+                 for i, d in enumerate(_get(obj, "relationships", str(path), list)))
+    seen: set[str] = set()
+    for r in inters:
+        if r.id in seen:
+            raise LirecFormatError(f"{path}: interaction id {r.id!r} is repeated")
+        seen.add(r.id)
+    return MovieLabels(movie_id, inters, rels)
 
 
 def write_movie_labels(path: PathLike, labels: MovieLabels) -> None:

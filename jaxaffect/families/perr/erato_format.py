@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 from collections.abc import Mapping
 
 import numpy as np
@@ -31,8 +32,10 @@ from etils import epath
 from jaxaffect.data.release_files import (
     check_streams,
     float_array,
+    inside,
     mask_array,
     read_npz,
+    read_utf8,
     write_npz,
 )
 from jaxaffect.errors import FormatError
@@ -67,9 +70,12 @@ class EratoFormatError(FormatError):
 
 @dataclasses.dataclass(frozen=True)
 class Annotation:
+    """One row of annotations.csv; `line` is its 1-based line (0 when not read from a file)."""
+
     clip_id: str
     label: str
     split: str
+    line: int = dataclasses.field(default=0, compare=False)
 
     @property
     def label_id(self) -> int:
@@ -81,40 +87,66 @@ class Annotation:
 
 
 def read_annotations(manual_dir: str | epath.PathLike) -> list[Annotation]:
-    """Reads and validates `annotations.csv`; errors name the file and the line."""
+    """Reads and validates `annotations.csv`; every error is one line naming the file and line.
+
+    Refused: a missing file, bytes that are not UTF-8, a wrong header, a row without exactly 3
+    fields, a clip_id that is not a plain file name (empty, '/', '\\', control characters), an
+    unknown label or split, a duplicate clip_id, no rows at all, and an empty train or test
+    split. Blank lines are skipped. The feature paths are checked by `clip_feature_path`.
+    """
     path = epath.Path(manual_dir) / ANNOTATION_FILE
     if not path.exists():
         raise EratoFormatError(f"{path}: annotation file not found (expected {ANNOTATION_HEADER})")
+    try:
+        text = read_utf8(path)
+    except FormatError as e:
+        raise EratoFormatError(str(e)) from None
     rows: list[Annotation] = []
-    seen: set[str] = set()
-    with path.open("r") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header) != ANNOTATION_HEADER:
-            raise EratoFormatError(f"{path}:1: header must be {','.join(ANNOTATION_HEADER)}, "
-                                   f"got {header!r}")
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != 3:
-                raise EratoFormatError(
-                    f"{path}:{lineno}: expected 3 fields, got {len(row)}: {row!r}")
-            clip_id, label, split = (c.strip() for c in row)
-            if not clip_id or "/" in clip_id or "\\" in clip_id:
-                raise EratoFormatError(f"{path}:{lineno}: bad clip_id {clip_id!r}")
-            if label not in FINE_LABELS:
-                raise EratoFormatError(
-                    f"{path}:{lineno}: unknown label {label!r} (one of {', '.join(FINE_LABELS)})")
-            if split not in SPLITS:
-                raise EratoFormatError(
-                    f"{path}:{lineno}: unknown split {split!r} (one of {', '.join(SPLITS)})")
-            if clip_id in seen:
-                raise EratoFormatError(f"{path}:{lineno}: duplicate clip_id {clip_id!r}")
-            seen.add(clip_id)
-            rows.append(Annotation(clip_id, label, split))
+    first_line: dict[str, int] = {}
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None or tuple(h.strip() for h in header) != ANNOTATION_HEADER:
+        raise EratoFormatError(f"{path}:1: header must be {','.join(ANNOTATION_HEADER)}, "
+                               f"got {header!r}")
+    end = reader.line_num
+    for row in reader:
+        # The row's first line (a quoted field may span several lines).
+        lineno, end = end + 1, reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != 3:
+            raise EratoFormatError(
+                f"{path}:{lineno}: expected 3 fields, got {len(row)}: {row!r}")
+        clip_id, label, split = (c.strip() for c in row)
+        _check_clip_id(clip_id, f"{path}:{lineno}")
+        if label not in FINE_LABELS:
+            raise EratoFormatError(
+                f"{path}:{lineno}: unknown label {label!r} (one of {', '.join(FINE_LABELS)})")
+        if split not in SPLITS:
+            raise EratoFormatError(
+                f"{path}:{lineno}: unknown split {split!r} (one of {', '.join(SPLITS)})")
+        if clip_id in first_line:
+            raise EratoFormatError(f"{path}:{lineno}: duplicate clip_id {clip_id!r} (first on "
+                                   f"line {first_line[clip_id]})")
+        first_line[clip_id] = lineno
+        rows.append(Annotation(clip_id, label, split, line=lineno))
     if not rows:
         raise EratoFormatError(f"{path}: no annotation rows")
+    for split in SPLITS:
+        if not any(r.split == split for r in rows):
+            raise EratoFormatError(
+                f"{path}: split {split!r} is empty ({len(rows)} rows, none in {split!r}; "
+                f"{' and '.join(SPLITS)} each need at least one clip)")
     return rows
+
+
+def _check_clip_id(clip_id: str, where: str) -> None:
+    if not clip_id:
+        raise EratoFormatError(f"{where}: empty clip_id")
+    if "/" in clip_id or "\\" in clip_id or not clip_id.isprintable():
+        raise EratoFormatError(
+            f"{where}: clip_id {clip_id!r} is not a plain file name (no '/', '\\' or control "
+            f"characters): it names {FEATURE_DIR}/<clip_id>.npz inside the manual_dir")
 
 
 def write_annotations(manual_dir: str | epath.PathLike, rows: list[Annotation]) -> None:
@@ -128,7 +160,20 @@ def write_annotations(manual_dir: str | epath.PathLike, rows: list[Annotation]) 
 
 
 def feature_path(manual_dir: str | epath.PathLike, clip_id: str) -> epath.Path:
+    """`<manual_dir>/features/<clip_id>.npz`, unchecked (for writers; readers of a release use
+    `clip_feature_path`)."""
     return epath.Path(manual_dir) / FEATURE_DIR / f"{clip_id}.npz"
+
+
+def clip_feature_path(manual_dir: str | epath.PathLike, row: Annotation) -> epath.Path:
+    """The feature file of an annotation row, refused (naming annotations.csv and the row's
+    line) when it leaves the manual_dir: a symlink pointing outside it, unless symlinks are
+    allowed (`jaxaffect build --allow symlinks`)."""
+    where = f"{epath.Path(manual_dir) / ANNOTATION_FILE}:{row.line}"
+    try:
+        return epath.Path(inside(manual_dir, f"{FEATURE_DIR}/{row.clip_id}.npz", where=where))
+    except FormatError as e:
+        raise EratoFormatError(str(e)) from None
 
 
 @dataclasses.dataclass
@@ -203,5 +248,9 @@ def write_random_manual_dir(manual_dir: str | epath.PathLike, *, num_clips: int,
             features[s], masks[s] = np.where(m[:, None], x, 0.0).astype(np.float32), m
         path = feature_path(manual_dir, rows[-1].clip_id)
         write_clip(path, ClipFeatures(features, masks))
+    if num_clips >= 2:  # both splits non-empty (read_annotations refuses an empty one)
+        for split, i in (("test", -1), ("train", 0)):
+            if not any(r.split == split for r in rows):
+                rows[i] = dataclasses.replace(rows[i], split=split)
     write_annotations(manual_dir, rows)
     return rows

@@ -1,7 +1,9 @@
 """Time-sync comment (Bilibili danmaku) parsing, filtering and segmentation (TAM Sec. 5.1-5.2).
 
 File format: `<i>...<d p="t,mode,size,color,sent_unix,pool,sender_hash,row_id[,weight]">text</d>
-...</i>`, UTF-8. Data errors never raise: they are returned as `Problem`s with file and line.
+...</i>`, UTF-8. Data errors never raise: they are returned as `Problem`s with file and line. A
+row repeating the row id of an earlier row (e.g. the same `<d>` twice, as concatenated or
+re-crawled files have) is dropped and reported in `ParseResult.repeats`.
 
 Filtering follows the order of the paper (Sec. 5.2): (1) keep comments with an emotional word,
 (2) keep 3-15 words, (3) drop comments with special characters or digits, (4) drop duplicates
@@ -15,7 +17,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
@@ -59,8 +61,12 @@ class Problem:
 
 @dataclass(frozen=True)
 class ParseResult:
+    """`comments`: the rows read (document order, repeats dropped); `problems`: rows or files
+    that could not be read; `repeats`: the dropped repeats of earlier rows (file:line each)."""
+
     comments: list[Comment]
     problems: list[Problem]
+    repeats: list[Problem] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------- parsing
@@ -189,7 +195,34 @@ def parse_danmaku_bytes(raw: bytes, file: str, *, keep_partial: bool = False) ->
         problems.append(Problem(file, e.lineno, reason))
         if not keep_partial:
             comments = []
-    return ParseResult(comments, problems)
+    comments, repeats = drop_repeated_rows(comments, file)
+    return ParseResult(comments, problems, repeats)
+
+
+def drop_repeated_rows(comments: Sequence[Comment], file: str
+                       ) -> tuple[list[Comment], list[Problem]]:
+    """Keeps the first row of every row id (the 8th field of `p`, unique per danmaku on
+    Bilibili); a later row with the same id is dropped, whether it is an identical copy (same
+    `p` and text) or not, and reported as a Problem naming its line and the first one's."""
+    first: dict[int, Comment] = {}
+    kept: list[Comment] = []
+    repeats: list[Problem] = []
+    for c in comments:
+        prev = first.get(c.row_id)
+        if prev is None:
+            first[c.row_id] = c
+            kept.append(c)
+            continue
+        same = _row_fields(c) == _row_fields(prev)
+        what = "an identical copy of" if same else "another row with the row id of"
+        repeats.append(Problem(file, c.line, f"repeated row id {c.row_id}: {what} line "
+                                             f"{prev.line}; dropped"))
+    return kept, repeats
+
+
+def _row_fields(c: Comment) -> tuple:
+    return (c.time, c.mode, c.size, c.color, c.sent_unix, c.pool, c.sender, c.row_id,
+            c.weight, c.text)
 
 
 # --------------------------------------------------------------------------------- filtering

@@ -37,6 +37,7 @@ import numpy as np
 
 from jaxaffect import losses, metrics
 from jaxaffect.data import prepared, splits
+from jaxaffect.errors import FormatError
 from jaxaffect.families.tam import annotations as aa
 from jaxaffect.families.tam import batches as tam_batches
 from jaxaffect.families.tam.configs.common import DATASETS
@@ -64,7 +65,9 @@ def class_list_splits(train: Sequence[dict], test: Sequence[dict], *, split_inde
     for ex in list(train) + list(test):
         vid = str(ex["video_id"])
         if vid in by_id:
-            raise ValueError(f"video {vid!r} is in both the train and the test list")
+            raise FormatError(f"video {vid!r} is in both the train and the test list of this "
+                              "build (built with --allow split_overlap?): training on it would "
+                              "leak test videos; rebuild without the overlap")
         by_id[vid] = ex
     label = lambda vid: int(by_id[vid][label_key])
     if split_index >= 0:

@@ -18,6 +18,7 @@ build's metadata.json (`load_vocab` reads it back with plain json).
 from __future__ import annotations
 
 import json
+import os
 import string
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 from etils import epath
 
+from jaxaffect.data.release_files import read_utf8
 from jaxaffect.errors import FormatError
 from jaxaffect.families.tam import danmaku
 from jaxaffect.families.tam.emotion_lexicon import EmotionLexicon, WordListLexicon
@@ -59,10 +61,13 @@ def parse_lexicon_tsv(text: str, file: str) -> dict[str, frozenset[str]]:
     """`word<TAB>category` lines (blank lines and lines starting with '#' are skipped) ->
     {lower-cased word: categories}; a word may appear on several lines. Errors name file:line."""
     cats: dict[str, set[str]] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines also splits on \v, \f, U+2028, ..., which would make
+    # the line numbers of the messages disagree with the file's.
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        parts = line.rstrip("\r").split("\t")
+        parts = line.split("\t")
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
             raise FormatError(f"{file}:{n}: expected 'word<TAB>category', got {line!r}")
         word = parts[0].strip().lower()
@@ -74,6 +79,11 @@ def parse_lexicon_tsv(text: str, file: str) -> dict[str, frozenset[str]]:
     if not cats:
         raise FormatError(f"{file}: lexicon has no entries")
     return {w: frozenset(c) for w, c in cats.items()}
+
+
+def read_lexicon_tsv(path: str | os.PathLike) -> dict[str, frozenset[str]]:
+    """`parse_lexicon_tsv` of a file; bytes that are not UTF-8 give one error with file:line."""
+    return parse_lexicon_tsv(read_utf8(path), str(path))
 
 
 def custom_lexicon(entries: Mapping[str, Iterable[str]]) -> WordListLexicon:

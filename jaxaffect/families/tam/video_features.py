@@ -35,14 +35,24 @@ def feature_path(manual_dir: str | epath.PathLike, video_id: str) -> epath.Path:
     return epath.Path(manual_dir) / FEATURE_DIR / f"{video_id}.npz"
 
 
-def read_video(path: str | epath.PathLike,
-               expected_dims: Mapping[str, int] | None = None) -> tuple[Features, Features]:
-    """(features, masks) of one video's .npz; raises FormatError naming `path`."""
+def read_video(path: str | epath.PathLike, expected_dims: Mapping[str, int] | None = None
+               ) -> tuple[Features, Features]:
+    """(features, masks) of one video's .npz; raises FormatError naming `path`.
+
+    Arrays other than the streams, their `<stream>_mask` and `segment_seconds` (which
+    time-sync-comment videos carry) are refused: a misspelt mask name would otherwise leave
+    the stream present everywhere.
+    """
     path = epath.Path(path)
     arrays = read_npz(path)
     missing = [s for s in STREAMS if s not in arrays]
     if missing:
         raise FormatError(f"{path}: missing array {missing[0]!r} (has {sorted(arrays)})")
+    known = {*STREAMS, *(s + "_mask" for s in STREAMS), "segment_seconds"}
+    unknown = sorted(set(arrays) - known)
+    if unknown:
+        raise FormatError(f"{path}: unexpected arrays {unknown} (expected {sorted(known)}; a "
+                          "misspelt mask name?)")
     features = {s: float_array(arrays[s], f"{path}: stream {s!r}") for s in STREAMS}
     masks = {s: mask_array(arrays.get(s + "_mask", np.ones(arrays[s].shape[:1], bool)),
                            f"{path}: mask {s + '_mask'!r}") for s in STREAMS}

@@ -8,6 +8,7 @@ import pytest
 from jaxaffect.families.lirec import release_format as lf
 from jaxaffect.families.lirec import release_labels as rl
 from tfds_builders.moviegraphs_lirec import lirec_examples as le
+from tfds_builders.moviegraphs_lirec import lirec_release as lr
 
 
 def test_round_trips(tmp_path):
@@ -79,10 +80,10 @@ def test_webvtt_edge_cases():
 def test_cue_token_alignment_skips_empty_cues():
     cues = [lf.Cue(0, 1, ("a b",)), lf.Cue(2, 3, ("[music]",)), lf.Cue(4, 5, ("c",))]
     tokens = ["[CLS]", "a", "b", "[SEP]", "[CLS]", "c", "[SEP]"]
-    ranges = le.cue_token_ranges(cues, tokens)
+    ranges = lr.cue_token_ranges(cues, tokens)
     assert ranges == [range(0, 4), range(0), range(4, 7)]
     assert le.clip_token_rows(cues, ranges, 1.0, 2.5) == [0, 1, 2, 3]
-    assert le.cue_token_ranges(cues, ["[CLS]", "x"]) is None
+    assert lr.cue_token_ranges(cues, ["[CLS]", "x"]) is None
 
 
 def test_bad_inputs_name_the_file(tmp_path):
@@ -93,7 +94,7 @@ def test_bad_inputs_name_the_file(tmp_path):
     with pytest.raises(lf.LirecFormatError, match=r"t\.token2idx:2"):
         lf.read_token2idx(tmp_path / "t.token2idx")
     np.save(tmp_path / "v.npy", np.array([[np.nan]]))
-    with pytest.raises(lf.LirecFormatError, match=r"v\.npy: holds NaN"):
+    with pytest.raises(lf.LirecFormatError, match=r"v\.npy: array holds NaN"):
         lf.read_visual(tmp_path / "v.npy")
     (tmp_path / "s.json").write_text('{"train": ["a"], "test": ["a"]}')
     with pytest.raises(lf.LirecFormatError, match=r"s\.json: movie 'a' is in both"):
@@ -101,8 +102,32 @@ def test_bad_inputs_name_the_file(tmp_path):
     with pytest.raises(lf.LirecFormatError, match=r"nope\.json: file not found"):
         rl.read_movie_labels(tmp_path / "nope.json")
     (tmp_path / "l.json").write_text('{"movie_id": "tt1", "interactions": [{"id": 1}]}')
-    with pytest.raises(lf.LirecFormatError, match=r"l\.json: malformed labels"):
+    with pytest.raises(lf.LirecFormatError,
+                       match=r"l\.json: interactions\[0\]: missing key 'scene'"):
         rl.read_movie_labels(tmp_path / "l.json")
+
+
+def test_ids_paths_text_and_numbers_are_checked(tmp_path):
+    for bad in ("", ".", "..", "a/b", "..\\x", "/abs", " tt1"):
+        with pytest.raises(lf.LirecFormatError, match=r"s\.json: split 'train'"):
+            lf.check_plain_name(bad, "s.json: split 'train'")
+    assert lf.check_plain_name("tt0032138", "x") == "tt0032138"
+    with pytest.raises(lf.LirecFormatError, match=r"leaves the release folder"):
+        lf.release_path(tmp_path, "a/../../b", "x.json: key")
+    assert lf.visual_path(tmp_path, "tt1", "scene-001.a") == (
+        tmp_path / lf.VISUAL_DIR / "tt1" / "scene-001.a.npy")
+    (tmp_path / "d.webvtt").write_bytes("WEBVTT\n\n00:01.000 --> 00:02.000\nOl\u00e9\n"
+                                        .encode("latin-1"))
+    with pytest.raises(lf.LirecEncodingError, match=r"d\.webvtt:4: not UTF-8"):
+        lf.read_dialogs(tmp_path / "d.webvtt")
+    (tmp_path / "n.json").write_text('{"a": [1, NaN]}')
+    with pytest.raises(lf.LirecFormatError, match=r"n\.json: not valid JSON \(NaN"):
+        lf.read_json(tmp_path / "n.json")
+    for bad in ("1", None, True, float("inf")):
+        with pytest.raises(lf.LirecFormatError, match=r"t\.json: ftracks\[0\]\[0\]\['x'\]"):
+            lf.json_number(bad, "t.json: ftracks[0][0]['x']")
+    with pytest.raises(lf.LirecFormatError, match="whole number"):
+        lf.json_number(2.5, "f", integer=True)
 
 
 def test_overlap_matrix_matches_a_loop():

@@ -91,6 +91,12 @@ def _write(tmp_path, text, name="list.txt"):
         ("Anger/a x\n", 1, "not an integer"),
         ("Anger/a 9\n", 1, "outside"),
         ("Angera 1\n", 1, "expected"),
+        ("Anger/a 1\nFear/b\n", 2, "1 field\\(s\\) but line 1 has 2"),
+        ("Anger/a\nFear/b 2\n", 2, "2 field\\(s\\) but line 1 has 1"),
+        ("Anger/../../x 1\n", 1, "not a plain 'Class/video' path"),
+        ("Anger/./x 1\n", 1, "not a plain"),
+        ("Anger/a ²\n", 1, "not an integer"),  # isdigit() but not a decimal
+        ("Anger/a ٢\n", 1, "not an integer"),  # int() would read 2
     ],
 )
 def test_split_list_errors_name_file_and_line(tmp_path, text, line, msg):
@@ -98,6 +104,29 @@ def test_split_list_errors_name_file_and_line(tmp_path, text, line, msg):
     with pytest.raises(aa.AnnotationError, match=msg) as e:
         aa.read_split_list(p, ["Anger", "Fear"])
     assert f"{p}:{line}:" in str(e.value)
+
+
+@pytest.mark.parametrize("text", ["", "\n  \r\n\t\n"])
+def test_empty_split_list_is_refused(tmp_path, text):
+    p = _write(tmp_path, text)
+    with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}: no videos listed")):
+        aa.read_split_list(p, ["Anger"])
+
+
+def test_non_utf8_list_names_file_and_line(tmp_path):
+    p = tmp_path / "list.txt"
+    p.write_bytes("Anger/a 1\nAnger/愤怒 1\n".encode("gbk"))
+    with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}:2: not UTF-8")):
+        aa.read_split_list(p, ["Anger"])
+    with pytest.raises(aa.AnnotationError, match=re.escape(f"{tmp_path / 'no.txt'}: cannot")):
+        aa.read_split_list(tmp_path / "no.txt", ["Anger"])
+
+
+def test_list_entries_remember_where_they_were_read(tmp_path):
+    p = _write(tmp_path, "\nAnger/a 1\n\nFear/b 2\n")
+    got = aa.read_split_list(p, ["Anger", "Fear"])
+    assert [v.where for v in got] == [f"{p}:2", f"{p}:4"]
+    assert got[0] == aa.VideoLabel("Anger/a", 0, "Anger")  # `where` is not compared
 
 
 def test_split_list_crlf_and_no_final_newline(tmp_path):
@@ -112,6 +141,15 @@ def test_class_index_errors(tmp_path):
     p = _write(tmp_path, "1 a\n2\n")
     with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}:2:")):
         aa.read_class_index(p)
+    with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}: no classes")):
+        aa.read_class_index(_write(tmp_path, "\n"))
+    p = _write(tmp_path, "1 a\n2 c\n")
+    with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}:2: class 2 is 'c', expected "
+                                                           "'b'")):
+        aa.read_class_index(p, expected=["a", "b"])
+    with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}: 2 classes, expected 3")):
+        aa.read_class_index(p, expected=["a", "c", "d"])
+    assert aa.read_class_index(p, expected=("a", "c")) == ["a", "c"]
 
 
 def _ve8_all():
@@ -224,4 +262,21 @@ def test_liris_malformed(tmp_path):
         aa.read_liris_sets(p)
     p = _write(tmp_path, "id name set\n", "sets3.txt")
     with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}:1: expected header")):
+        aa.read_liris_sets(p)
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-Infinity", "1e400", "", "3,1", "0x2",
+                                   "2_5", "٣.٠"])
+def test_liris_values_must_be_finite_decimals(tmp_path, value):
+    head = "\t".join(aa.RANKING_HEADER) + "\n"
+    body = f"0\tA.mp4\t0\t0\t1.0\t2.0\t0.1\t0.1\n1\tB.mp4\t1\t1\t2.0\t{value}\t0.1\t0.1\n"
+    p = _write(tmp_path, head + body, "rank.txt")
+    with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}:3: bad arousalValue {value!r}")):
+        aa.read_liris_ranking(p)
+
+
+@pytest.mark.parametrize("name", ["../x.mp4", "/abs.mp4", "..", "a/b.mp4", ""])
+def test_liris_names_must_be_plain_file_names(tmp_path, name):
+    p = _write(tmp_path, f"id\tname\tset\n0\tA.mp4\t1\n1\t{name}\t0\n", "sets.txt")
+    with pytest.raises(aa.AnnotationError, match=re.escape(f"{p}:3: name {name!r} is not a")):
         aa.read_liris_sets(p)

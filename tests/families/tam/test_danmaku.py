@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import socket
 import unicodedata
@@ -34,7 +35,11 @@ N_REAL = 1239
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<i><chatid>1</chatid>\n'
 
 
-def _d(t, text, mode=1, pool=0, row=1, extra=""):
+_ROWS = itertools.count(100)  # row ids are unique per danmaku: a repeat would be dropped
+
+
+def _d(t, text, mode=1, pool=0, row=None, extra=""):
+    row = next(_ROWS) if row is None else row
     return f'<d p="{t},{mode},25,16777215,1484219280,{pool},abc123,{row}{extra}">{text}</d>\n'
 
 
@@ -85,6 +90,22 @@ def test_bad_p_attribute_reported_with_line(tmp_path, p, reason):
     (prob,) = res.problems
     assert prob.file == str(path) and prob.line == 4 and reason in prob.reason
     assert "bad_p.xml:4: " in str(prob)
+
+
+def test_repeated_rows_are_dropped_and_reported(tmp_path):
+    copy = _d(3, "same again", row=5)
+    body = HEAD + _d(1, "first", row=4) + copy + _d(4, "other", row=6) + copy
+    body += _d(9, "not first", row=4) + _d(9, "fine", row=7) + "</i>"
+    path = _write(tmp_path, "rep.xml", body)
+    res = parse_danmaku(path)
+    assert [c.text for c in res.comments] == ["first", "same again", "other", "fine"]
+    assert res.problems == []
+    assert [str(r) for r in res.repeats] == [
+        f"{path}:6: repeated row id 5: an identical copy of line 4; dropped",
+        f"{path}:7: repeated row id 4: another row with the row id of line 3; dropped"]
+    # Repeats of rows read before a syntax error (keep_partial) are dropped too.
+    partial = parse_danmaku(_write(tmp_path, "rep_cut.xml", body[:-4] + "<d"), keep_partial=True)
+    assert len(partial.comments) == 4 and len(partial.repeats) == 2 and partial.problems
 
 
 def test_missing_p_attribute(tmp_path):

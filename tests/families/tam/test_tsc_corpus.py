@@ -140,6 +140,24 @@ def test_custom_lexicon_and_words():
             tsc.parse_lexicon_tsv(bad, "lex.tsv")
 
 
+@pytest.mark.parametrize("encoding", ["gbk", "latin-1"])
+def test_lexicon_file_not_utf8_names_file_and_line(tmp_path, encoding):
+    path = tmp_path / "lexicon.tsv"
+    path.write_bytes("# words\nhappy\tjoy\ncafé\tjoy\n".encode(encoding))
+    with pytest.raises(FormatError, match=r"lexicon\.tsv:3: not UTF-8") as e:
+        tsc.read_lexicon_tsv(path)
+    assert "\n" not in str(e.value)
+    path.write_text("happy\tjoy\ncafé\tjoy\n", encoding="utf-8")
+    assert tsc.read_lexicon_tsv(path) == {"happy": {"joy"}, "café": {"joy"}}
+
+
+def test_lexicon_line_numbers_count_only_newlines():
+    # \v, \f and U+2028 are line breaks to str.splitlines but not to editors: line 3 is bad.
+    text = "happy\tjoy\vx\nsad\tsadness\u2028\r\nno tab here\n"
+    with pytest.raises(FormatError, match=r"lex\.tsv:3: expected 'word<TAB>category'"):
+        tsc.parse_lexicon_tsv(text, "lex.tsv")
+
+
 def test_word_normalizers_and_punctuation():
     nrc = tsc.word_normalizer("nrc")
     assert [nrc(t) for t in ("Happy,", "“Wow”", "don't", "!!")] == ["happy", "wow", "don't", "!!"]

@@ -1,9 +1,10 @@
 """Regenerates this dummy manual_dir (deterministic): python make_dummy_data.py
 
-A small synthetic corpus (3 movies: train / val / test) in the release layout, with two edits
-that exercise the reader's fallbacks: one scene has no visual feature file (visual and tracks
-absent for its clips), and one scene's BERT features are stored as the all-layer file
-([N, 12 * D], no second-to-last file).
+A small synthetic corpus (3 movies: train / val / test) in the release layout, complete (every
+file the labels reference exists, so it builds without `--allow`), with one edit that exercises
+the reader's fallback: one scene's BERT features are stored as the all-layer file
+([N, 12 * D], no second-to-last file). Broken variants (missing files, bad encodings, ids that
+leave the folder, NaN features, ...) are made from a copy by tests/bad_inputs/test_lirec_builder.py.
 """
 
 import shutil
@@ -15,7 +16,6 @@ import numpy as np
 from jaxaffect.families.lirec import release_format as lf
 from jaxaffect.families.lirec import synthetic as ls
 
-MISSING_VISUAL = ("tt9000000", "scene-002.ss-0010.es-0019")
 ALL_LAYER_BERT = ("tt9000001", "scene-001.ss-0000.es-0009")
 
 
@@ -24,7 +24,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "corpus"
         ls.write_lirec_corpus(root, num_movies=3, seed=1, small=True)
-        lf.visual_path(root, *MISSING_VISUAL).unlink()
         paths = lf.bert_paths(root, *ALL_LAYER_BERT)
         layer = np.load(paths["layer"])
         layers = np.zeros((len(layer), lf.BERT_LAYERS, layer.shape[1]), np.float32)
