@@ -1,4 +1,4 @@
-"""`jaxaffect` command line: demo, build, train, eval, predict, synthesize."""
+"""`jaxaffect` command line: demo, build, train, eval, predict, synthesize, convert, config."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ GENERIC_EXAMPLES = (
     "[--seeds 0,1,2] [--config.training.batch_size=32]",
     "jaxaffect eval  --workdir runs/x --split test [--seeds 0,1,2]",
     "jaxaffect predict --workdir runs/x/seed_0 --features clip.npz",
+    "jaxaffect config show configs/FAMILY/CONFIG.py:key=value [--config.training.batch_size=32]",
 )
 
 
@@ -229,6 +230,14 @@ def cmd_convert(args, overrides) -> int:
     return 0
 
 
+def cmd_config_show(args, overrides) -> int:
+    from jaxaffect.config_docs import show
+
+    config = _load_config(args.config, None, overrides)
+    print(show(config, " ".join([args.config, *overrides])), end="")
+    return 0
+
+
 def cmd_demo(args, overrides) -> int:
     from jaxaffect import family
     from jaxaffect.demo_runner import run_demo
@@ -363,6 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
         c = conv.add_parser(name, help=converter.help, description=converter.help)
         converter.add_arguments(c)
     cv.set_defaults(fn=cmd_convert)
+
+    cf = sub.add_parser("config", help="inspect configs: every field, its value and meaning",
+                        description="Inspects config files. The tables docs/configs_<family>.md "
+                        "list every config file's fields with their defaults.")
+    cfs = cf.add_subparsers(dest="config_command", required=True, metavar="{show}",
+                            help="what to do with the config")
+    cs = cfs.add_parser("show", help="print the resolved config, one field per line",
+                        description="Prints the resolved config (after the config argument "
+                        "and any --config.a.b=value overrides), one field per line: "
+                        "`dotted.name = value  # description`, grouped by section.")
+    cs.add_argument("config", help="config file and argument: configs/<family>/<name>.py:"
+                    "key=value,... (or <family>/<name>.py); --config.a.b=value flags "
+                    "override fields")
+    cs.set_defaults(fn=cmd_config_show)
     return p
 
 
@@ -371,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     bad = [u for u in unknown if not u.startswith("--config.")]
-    if bad or (unknown and args.command not in ("train", "eval")):
+    if bad or (unknown and args.command not in ("train", "eval", "config")):
         parser.error(f"unrecognised arguments: {' '.join(bad or unknown)}")
     from jaxaffect.config_loading import ConfigError
     from jaxaffect.errors import FormatError

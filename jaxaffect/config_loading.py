@@ -137,6 +137,44 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
 
 # ------------------------------------------------------------------ sections shared by families
 
+#: One-line descriptions of the fields every config has: the top-level ones and those of the
+#: sections below (`jaxaffect.config_docs` adds the config files' own comments).
+SHARED_FIELD_DOCS: dict[str, str] = {
+    "task": "the Task class that trains and evaluates this config (a family's task name)",
+    "name": "run name, shown in the training progress bar",
+    "seed": "seed of parameter init, dropout and the training-data order",
+    "config_file": "the config file this config was loaded from (set by load_config)",
+    "config_arg": "the config argument after ':' (set by load_config)",
+    "optimizer.name": "adam (torch-style coupled L2 weight decay) | adamw (decoupled) | sgd "
+                      "(momentum 0.9)",
+    "optimizer.learning_rate": "learning rate of the parameters outside param_groups (start "
+                               "of the decay schedule)",
+    "optimizer.weight_decay": "weight decay (adam, sgd: L2 term added to the gradient; adamw: "
+                              "decoupled); 0: none",
+    "optimizer.decay_every_epochs": "multiply the learning rates by decay_factor every this "
+                                    "many epochs; 0: constant",
+    "optimizer.decay_factor": "factor of the step decay (see decay_every_epochs)",
+    "optimizer.grad_clip_norm": "clip gradients to this global norm; 0: no clipping",
+    "optimizer.param_groups": "((regex, learning rate), ...): parameters whose path matches "
+                              "get that rate (first match wins); (): one rate",
+    "training.num_epochs": "passes over the training split",
+    "training.batch_size": "global batch size (all devices and processes together)",
+    "training.log_every_steps": "average and write the training metrics every this many steps",
+    "training.checkpoint_every_steps": "save the resumable latest checkpoint every this many "
+                                       "steps; 0: only at evaluations",
+    "training.eval_every_epochs": "evaluate on validation (keeping the best checkpoint) every "
+                                  "this many epochs",
+    "mesh.data": "devices on the data-parallel mesh axis; -1: all devices not on fsdp",
+    "mesh.fsdp": "devices that also split parameters and optimizer state; -1: all not on data",
+    "mesh.min_shard_size": "under fsdp, parameters with fewer elements stay replicated",
+    "mesh.num_devices": "> 0: use only the first n devices (single-process runs); 0: all",
+    "init_from.workdir": "a run whose checkpoint's subtrees initialise the model; '': off",
+    "init_from.which": "that run's checkpoint: best (else latest) | latest",
+    "init_from.subtrees": "((source path, destination path), ...): parameter subtrees copied "
+                          "from that run",
+}
+
+
 def optimizer_section(learning_rate: float, *, name: str = "adam", weight_decay: float = 0.0,
                       decay_every_epochs: int = 0, decay_factor: float = 0.1,
                       grad_clip_norm: float = 0.0, param_groups: tuple = ()

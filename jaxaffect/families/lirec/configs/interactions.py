@@ -36,13 +36,15 @@ def build(*, modalities: str = "visual+text+tracks", temporal_pool: str = "",
     """The interactions config before `released` and `runlocal` (the others start from it)."""
     c = ml_collections.ConfigDict()
     c.task = "lirec"
+    # the setting: interactions | relationships | joint | characters_full/weak | all_full/weak
     c.setting = "interactions"
     c.name = "lirec_interactions"
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
     c.data.source = data  # synthetic | moviegraphs
-    c.data.name = "moviegraphs_lirec"
+    c.data.name = "moviegraphs_lirec"  # TFDS dataset; its newest version in data_dir is read
+    # TFDS data_dir holding the build of data.name (used when builder_dir is empty)
     c.data.data_dir = common.data_dir(data)
     c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
     c.data.memory = ""  # name of an in-memory dataset (LIReCTask.add_memory_dataset)
@@ -51,26 +53,26 @@ def build(*, modalities: str = "visual+text+tracks", temporal_pool: str = "",
 
     c.model = ml_collections.ConfigDict()
     c.model.released_code = False  # model.RELEASED_CODE + released optimiser (`released`)
-    c.model.modalities = tuple(modalities.split("+"))  # Table 1 rows
+    c.model.modalities = tuple(modalities.split("+"))  # streams: visual, text, tracks (Table 1)
     c.model.coupling = "rel_to_int"  # joint settings: none | rel_to_int | int_to_rel | both
     c.model.temporal_pool = temporal_pool  # "" (inputs pooled) | avg | sum | max (Table 4)
-    c.model.joint_dim = 512
-    c.model.track_hidden_dim = 512
-    c.model.track_out_dim = 256
-    c.model.int_hidden_dim = 512  # W^I1 of Eq. 1 (size not in the paper)
-    c.model.dropout_rate = 0.3
+    c.model.joint_dim = 512  # hidden and output width of the visual and text MLPs
+    c.model.track_hidden_dim = 512  # hidden width of each character's track MLP
+    c.model.track_out_dim = 256  # output width of each character's track MLP
+    c.model.int_hidden_dim = 512  # width of W^I1 (Eq. 1; not in the paper); 0: linear
+    c.model.dropout_rate = 0.3  # in the MLPs, after the tanh of Phi and after W^I1
     c.model.rel_pool = "avg"  # g of Eq. 3: avg | max
-    c.model.rel_pool_before_tanh = False
-    c.model.separate_rel_weights = True
+    c.model.rel_pool_before_tanh = False  # True: pool the MLP outputs before tanh (released)
+    c.model.separate_rel_weights = True  # Phi_R has its own MLPs; False: Phi_I's
 
     c.loss = ml_collections.ConfigDict()
-    c.loss.lam = ll.DEFAULT_LAMBDA  # 1.5 (Eqs. 6, 14)
-    c.loss.margin_int = ll.DEFAULT_MARGIN  # 0.101
-    c.loss.margin_rel = ll.DEFAULT_MARGIN
+    c.loss.lam = ll.DEFAULT_LAMBDA  # weight of the interaction terms (Eqs. 6, 14): 1.5
+    c.loss.margin_int = ll.DEFAULT_MARGIN  # hinge margin of the interaction losses
+    c.loss.margin_rel = ll.DEFAULT_MARGIN  # hinge margin of the relationship losses
     c.loss.pair_selection = "multinomial"  # weak: multinomial | argmax (Eq. 9)
     c.loss.sample_from = "scores"  # multinomial over the sigmoid scores (paper) | softmax
     c.loss.negatives = "sum"  # sum | sum_max (hard negatives after the burn-in)
-    c.loss.burn_in_epochs = ll.DEFAULT_BURN_IN  # 20
+    c.loss.burn_in_epochs = ll.DEFAULT_BURN_IN  # epochs before sum_max negatives apply
     # Full supervision: other pairs in the column a* are negatives (Eq. 8 vs. the remark under
     # Eq. 10). The stored overlap labels include the clip's own label, which would remove the
     # whole column; True re-allows it. The released code keeps it removed (False).

@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = relationships.build(num_clips=a.num_clips, data=a.data)
     c.setting = "joint"
     c.name = "lirec_joint"
-    c.model.coupling = a.coupling  # Table 3
+    c.model.coupling = a.coupling  # rel_to_int | int_to_rel | both | none (Table 3)
     return common.finish(c, a)
 
 

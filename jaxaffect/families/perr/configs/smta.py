@@ -43,25 +43,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.task = "perr"
     c.name = f"smta_{a.attention}"
     c.seed = 0
-    c.labels = a.labels
+    c.labels = a.labels  # fine: the 5 classes | coarse: the 3 of the paper's Table 1
 
     c.data = ml_collections.ConfigDict()
     c.data.source = a.data  # erato | synthetic: where data_dir points by default
-    c.data.name = "erato"
+    c.data.name = "erato"  # TFDS dataset; its newest version in data_dir is read
+    # TFDS data_dir holding the build of data.name (used when builder_dir is empty)
     c.data.data_dir = (synthetic_data_dir("erato") if a.data == "synthetic"
                        else str(Path("~/tensorflow_datasets").expanduser()))
     c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
-    c.data.max_steps = 36  # ERATO clips are 5-35 s; one step per second
-    c.data.validation_fraction = 0.1  # carved from train, stratified, chosen by clip-id hash
+    c.data.max_steps = 36  # steps per clip, padded or cropped (ERATO: 5-35 s, 1 step/s)
+    c.data.validation_fraction = 0.1  # of train, carved as validation (stratified, by clip-id hash)
     c.data.shuffle_window = 1024  # TFRecord builds: records shuffled in this window
 
     c.model = ml_collections.ConfigDict()
     c.model.fusion = "smta"  # lstm | attention | smta (the row groups of Table 3)
-    c.model.attention = a.attention
-    c.model.hidden_size = 128
-    c.model.num_heads = 4
-    c.model.dropout_rate = 0.1
-    c.model.smta_impl = "parallel"  # or "scan": the same function, attention inside the scan
+    c.model.attention = a.attention  # form of A_t: dot | nonlocal | multihead | transformer
+    c.model.hidden_size = 128  # d: projected features, LSTM states, attention
+    c.model.num_heads = 4  # heads of multihead / transformer attention (must divide d)
+    c.model.dropout_rate = 0.1  # on the projected features, in the transformer, before the heads
+    c.model.smta_impl = "parallel"  # or "scan" (attention inside the LSTM scan): same function
 
     c.loss = ml_collections.ConfigDict()
     c.loss.class_weighting = False  # inverse-frequency class weights (not used in the paper)

@@ -49,45 +49,47 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     ds = DATASETS[a.dataset]
     c = ml_collections.ConfigDict()
     c.task = "tam"
-    c.dataset = a.dataset
+    c.dataset = a.dataset  # the benchmark: a key of DATASETS (configs/tam/common.py)
     c.name = f"tam_{a.strategy}_{a.dataset}"
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = ds["name"]
+    c.data.name = ds["name"]  # TFDS dataset; its newest version in data_dir is read
+    # TFDS data_dir holding the build of data.name (used when builder_dir is empty)
     c.data.data_dir = str(Path("~/tensorflow_datasets").expanduser())
     c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
+    # VE-8's random 2/3-1/3 split (0..9); -1: the build's own train/test lists
     c.data.split_index = ds["split_index"] if a.split == -2 else int(a.split)
-    c.data.split_seed = 0
-    c.data.validation_fraction = 0.15  # Sec. 5.2: 15 % of the training set
-    c.data.validation_seed = 0
+    c.data.split_seed = 0  # seed of VE-8's ten random splits
+    c.data.validation_fraction = 0.15  # of train, carved as validation by class (Sec. 5.2)
+    c.data.validation_seed = 0  # seed of that carve (independent of `seed`)
     # > 0: keep only this many training videos per class (few-label fine-tuning; chosen by a
     # hash of the video id). Validation and test are unchanged.
     c.data.train_per_class = 0
-    c.data.num_segments = ds["num_segments"]
-    c.data.label_key = ds.get("label_key", "")
-    c.data.target_keys = tuple(ds.get("target_keys", ()))
+    c.data.num_segments = ds["num_segments"]  # T segments per video (a window, or padded)
+    c.data.label_key = ds.get("label_key", "")  # the class label feature; "": regression
+    c.data.target_keys = tuple(ds.get("target_keys", ()))  # regression targets (me2016)
     if c.data.split_index >= 0 and ds["name"] != "video_emotion8":
         raise ConfigError(f"split={c.data.split_index}: random splits are VE-8's protocol")
 
     c.model = ml_collections.ConfigDict()
-    c.model.strategy = a.strategy
+    c.model.strategy = a.strategy  # fusion module (Table 2): ctm | inner | cross | concat | ...
     # Table 1: the streams the fusion module sees (a pretrained encoder needs the same set).
     c.model.modalities = tuple(m for m in a.modalities.split("+") if m)
     if set(c.model.modalities) - set(STREAMS) or not c.model.modalities:
         raise ConfigError(f"modalities={a.modalities!r}: '+'-joined streams of {STREAMS}")
-    c.model.width = 768  # Sec. 5.2: features mapped to 768-d
-    c.model.num_layers = 12  # L = 12
+    c.model.width = 768  # d: every stream is projected to d (Sec. 5.2: 768)
+    c.model.num_layers = 12  # L: fusion layers (Sec. 5.2: 12)
     # CTM family: 12 heads (ViT-B); the concat/divide/joint baselines: 8 heads (Sec. 5.3).
     c.model.num_heads = 12 if a.strategy in ("ctm", "inner", "cross") else 8
-    c.model.mlp_dim = 0  # 0: 4 * width
+    c.model.mlp_dim = 0  # FFN hidden width; 0: 4 * width
     c.model.max_segments = 64  # rows of P_e; must equal the pretraining run's
-    c.model.dropout_rate = 0.1
-    c.model.head_dropout = 0.0
-    c.model.readout = "auto"
-    c.model.share_across_modalities = True
-    c.model.remat = False
-    c.model.dtype = "float32"  # or "bfloat16" (compute; params stay float32)
+    c.model.dropout_rate = 0.1  # on the embedded tokens and the residual branches
+    c.model.head_dropout = 0.0  # before the classifier / regressor
+    c.model.readout = "auto"  # mean (ctm, inner, cross) or concat (the rest) | mean | concat
+    c.model.share_across_modalities = True  # CTM: W_o, FFN, LayerNorms shared by the streams
+    c.model.remat = False  # recompute activations in the backward pass (less memory)
+    c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay float32)
 
     # Sec. 5.2: Adam, lr 1e-4, weight decay 0.005 (PyTorch-style coupled L2), no decay schedule.
     c.optimizer = optimizer_section(1e-4, weight_decay=0.005)

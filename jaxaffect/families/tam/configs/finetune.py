@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ctm.get_config(ctm_arg)
     c.name = f"{c.name}_finetune"
     # Sec. 5.2: the encoder from the pretraining run, fusion module 1e-5, classifier 1e-4.
-    c.init_from.workdir = str(Path(a.pretrained).expanduser())
+    c.init_from.workdir = str(Path(a.pretrained).expanduser())  # the pretraining run (pretrained=)
     c.init_from.subtrees = (("encoder", "encoder"),)
     c.optimizer.param_groups = (("^encoder/", 1e-5), ("^head/", 1e-4))
     if not a.runlocal:  # runlocal keeps ctm.py's debug-run length

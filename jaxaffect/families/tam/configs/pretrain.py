@@ -55,7 +55,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "bilibili_tsc"
+    c.data.name = "bilibili_tsc"  # TFDS dataset; its newest version in data_dir is read
+    # TFDS data_dir holding the build of data.name (used when builder_dir is empty)
     c.data.data_dir = str(Path("~/tensorflow_datasets").expanduser())
     c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
     c.data.validation_fraction = 0.05  # of the build's train split, by a hash of example_id
@@ -63,24 +64,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.max_comments = 32  # comments kept per window (random subset in training)
 
     c.model = ml_collections.ConfigDict()
-    c.model.strategy = a.strategy  # the paper pretrains the CTM module
-    c.model.width = 768
-    c.model.num_layers = 12
-    c.model.num_heads = 12
-    c.model.mlp_dim = 0  # 0: 4 * width
-    c.model.max_segments = 64  # must equal the fine-tuning config's
-    c.model.share_across_modalities = True
-    c.model.dropout_rate = 0.1
+    c.model.strategy = a.strategy  # the pretrained fusion module (the paper: ctm)
+    c.model.width = 768  # d: token width of encoder and decoder (Sec. 5.2)
+    c.model.num_layers = 12  # L: encoder layers (Sec. 5.2)
+    c.model.num_heads = 12  # attention heads of encoder and decoder (ViT-B)
+    c.model.mlp_dim = 0  # FFN hidden width; 0: 4 * width
+    c.model.max_segments = 64  # rows of P_e; must equal the fine-tuning config's
+    c.model.share_across_modalities = True  # CTM: W_o, FFN, LayerNorms shared by the streams
+    c.model.dropout_rate = 0.1  # in the encoder and the decoder
     c.model.decoder_layers = 8  # Sec. 5.2: L = 8 decoder layers
-    c.model.max_words = 16
-    c.model.remat = False
-    c.model.dtype = "float32"
+    c.model.max_words = 16  # tokens per comment: [#S] + 15 words (the build's width)
+    c.model.remat = False  # recompute activations in the backward pass (less memory)
+    c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay float32)
 
     c.pretrain = ml_collections.ConfigDict()
-    c.pretrain.masking = a.masking
-    c.pretrain.tasks = tasks
-    c.pretrain.lambda_w = lambda_w
-    c.pretrain.lambda_t = lambda_t
+    c.pretrain.masking = a.masking  # masked words: emotional | random10/20/30 (Table 3)
+    c.pretrain.tasks = tasks  # word (emotional-word) and/or time prediction (Table 4)
+    c.pretrain.lambda_w = lambda_w  # weight of the word-prediction loss (Eq. 10)
+    c.pretrain.lambda_t = lambda_t  # weight of the time-prediction loss (Eq. 10)
     # Word logits only at the first `max_masked` masked words of each window (0: at every
     # word position). Fewer masked words than this: identical loss; more: the rest unscored.
     c.pretrain.max_masked = 128
