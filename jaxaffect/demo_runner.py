@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,6 +102,30 @@ def format_table(rows: list[tuple[str, dict]], keys: Sequence[tuple[str, str]],
     return "\n".join(lines)
 
 
+def provenance(devices: str, minutes: float, **run: Any) -> dict[str, Any]:
+    """Where and on what a result was produced: the code's commit (with "+changes" when the
+    work tree differed from it), the CPU model as `lscpu` names it, jax, devices, wall time."""
+    import platform
+    import subprocess
+
+    import jax
+
+    def command(*args: str) -> str:
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=30,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = command("git", "rev-parse", "--short=12", "HEAD") or "unknown"
+    if commit != "unknown" and command("git", "status", "--porcelain", "--untracked-files=no"):
+        commit += "+changes"
+    cpu = next((line.split(":", 1)[1].strip() for line in command("lscpu").splitlines()
+                if line.startswith("Model name:")), platform.processor() or "unknown")
+    return {"commit": commit, "cpu": cpu, "cores": os.cpu_count(), "jax": jax.__version__,
+            "devices": devices, "wall_minutes": round(minutes, 2), **run}
+
+
 def run_demo(demo: Demo, workdir: str, *, quick: bool = False, data_home: str | None = None,
              progress: bool = True, seeds: Sequence[int] = (0,)) -> dict[str, Any]:
     """Runs `demo` (see the module docstring); returns the results.json payload."""
@@ -147,7 +172,10 @@ def run_demo(demo: Demo, workdir: str, *, quick: bool = False, data_home: str | 
             + demo.footer(extra))
     (out / "results.md").write_text(text)
     payload = {"settings": settings, "seeds": seeds, "rows": dict(rows), "per_seed": per_arm,
-               "best_validation": summaries, "minutes": minutes, "data": data}
+               "best_validation": summaries, "minutes": minutes, "data": data,
+               "header": demo.header(settings, seeds, minutes, devices).rstrip(),
+               "table_keys": [list(k) for k in demo.table_keys],
+               "provenance": provenance(devices, minutes, quick=quick, seeds=seeds)}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))
     print("\n" + text, flush=True)
     return payload
