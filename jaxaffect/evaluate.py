@@ -55,6 +55,8 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str, split: str = "
         (out / f"eval_{split}.json").write_text(json.dumps(result, indent=2))
         writer = MetricWriter(out, tensorboard=True)
         writer.write(int(step), {f"{split}/{k}": v for k, v in metrics.items()})
+        for fig in figures:
+            writer.write_image(f"{split}/{Path(fig).stem}", fig, int(step))
         writer.close()
         return result
     return {"split": split, "metrics": metrics}

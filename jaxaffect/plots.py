@@ -33,9 +33,13 @@ def _save(fig: Any, path: str | os.PathLike) -> None:
 
 
 def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | os.PathLike,
-                          title: str = "", normalize: bool = True) -> None:
-    """Heat map of a confusion matrix (rows true, columns predicted), row-normalised by
-    default, with the cell values written in."""
+                          title: str = "", normalize: bool = True,
+                          show_counts: bool = True) -> Any:
+    """Heat map of a confusion matrix (rows true, columns predicted), returned as the Figure.
+
+    With ``normalize`` (default) the colours are row fractions, i.e. recall per true class, and
+    each cell reads "fraction\n(count)" (the count dropped with ``show_counts=False``).
+    """
     plt = _pyplot()
     cm = np.asarray(cm, np.float64)
     if cm.shape != (len(class_names), len(class_names)):
@@ -47,7 +51,9 @@ def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | os.Pa
     n = len(class_names)
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * n, 0.8 + 0.8 * n))
     im = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
+                 label=("fraction of the true class (row recall)" if normalize
+                        else "number of examples"))
     ax.set_xticks(range(n), labels=list(class_names), rotation=45, ha="right")
     ax.set_yticks(range(n), labels=list(class_names))
     ax.set_xlabel("predicted")
@@ -56,16 +62,23 @@ def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | os.Pa
     for i in range(n):
         for j in range(n):
             text = f"{shown[i, j]:.2f}" if normalize else f"{cm[i, j]:g}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+            if normalize and show_counts:
+                text += f"\n({cm[i, j]:g})"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7 if show_counts else 8,
                     color="white" if shown[i, j] > threshold else "black")
-    ax.set_title(title or ("confusion matrix (row-normalised)" if normalize
-                           else "confusion matrix"))
+    what = ("colour: fraction of each true class (recall)" + (", cell: fraction (count)"
+                                                             if show_counts else "")
+            if normalize else "counts")
+    ax.set_title(f"{title}\n{what}" if title else f"confusion matrix\n{what}", fontsize=10)
     _save(fig, path)
+    return fig
 
 
 def plot_attention(weights: Any, token_names: Sequence[str], path: str | os.PathLike,
-                   title: str = "") -> None:
-    """Attention paid to each modality token over time (like the paper's Fig. 7).
+                   title: str = "", true_label: str | None = None,
+                   predicted_label: str | None = None) -> Any:
+    """Attention paid to each modality token over time (like the paper's Fig. 7); returns the
+    Figure. The clip's ``true_label`` and ``predicted_label``, when given, go in the title.
 
     ``weights`` is [T, N, N] (per-step query x key weights, e.g. one example of the model's
     ``attention`` output) or [T, N] (already one weight per key token). For [T, N, N] the plotted
@@ -93,14 +106,24 @@ def plot_attention(weights: Any, token_names: Sequence[str], path: str | os.Path
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("time step")
-    ax.set_title(title or "attention to modality tokens")
+    labels = [f"{k}: {v}" for k, v in (("true", true_label), ("predicted", predicted_label))
+              if v is not None]
+    title = title or "attention to modality tokens"
+    ax.set_title(title + ("\n" + ", ".join(labels) if labels else ""), fontsize=10)
     _save(fig, path)
+    return fig
+
+
+LOSS_LABEL = "training loss\n(the task's objective,\nmean over the logging window)"
 
 
 def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike,
-                         keys: Sequence[str] = ("train/loss", "eval/macro_f1")) -> None:
+                         keys: Sequence[str] = ("train/loss", "eval/macro_f1"), *,
+                         title: str = "", best_step: int | None = None) -> Any:
     """One panel per key, value against ``step``; records lacking a key are skipped (as in a
-    metrics.jsonl where train and eval rows alternate)."""
+    metrics.jsonl where train and eval rows alternate). ``title`` (e.g. the run name) heads the
+    figure and ``best_step``, when given, is marked by a dashed vertical line in every panel.
+    Returns the Figure."""
     plt = _pyplot()
     keys = list(keys)
     if not keys:
@@ -111,14 +134,21 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | os.Pa
                if key in r and "step" in r and r[key] is not None]
         if pts:
             xs, ys = zip(*sorted(pts), strict=True)
-            ax.plot(xs, ys, marker="." if len(xs) < 50 else None)
+            ax.plot(xs, ys, marker="." if len(xs) < 50 else None, label=key)
         else:
             ax.text(0.5, 0.5, f"no '{key}' records", ha="center", va="center",
                     transform=ax.transAxes)
-        ax.set_ylabel(key)
+        if best_step is not None:
+            ax.axvline(best_step, color="tab:red", linestyle="--", linewidth=1,
+                       label=f"best checkpoint (step {best_step})")
+            ax.legend(loc="best", fontsize=8)
+        ax.set_ylabel(LOSS_LABEL if key == "train/loss" else key, fontsize=8)
         ax.grid(True, alpha=0.3)
     axes[-1, 0].set_xlabel("step")
+    if title:
+        axes[0, 0].set_title(title, fontsize=10)
     _save(fig, path)
+    return fig
 
 
 def plot_bars(values: Mapping[str, Sequence[float]], path: str | os.PathLike, *,

@@ -68,6 +68,19 @@ class MetricWriter:
         with self.path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
 
+    def write_image(self, tag: str, png_path: str | Path, step: int) -> None:
+        """Adds a PNG file to TensorBoard as an image summary (RGB, alpha dropped)."""
+        if not self.active or self._tb is None:
+            return
+        from matplotlib.image import imread
+
+        img = np.asarray(imread(str(png_path)))
+        if img.dtype != np.uint8:  # PNGs read as float in [0, 1]
+            img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=-1)
+        self._tb.add_image(tag, img[..., :3], int(step), dataformats="HWC")
+
     def close(self) -> None:
         if self._tb is not None:
             self._tb.flush()

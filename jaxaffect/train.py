@@ -450,7 +450,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         from jaxaffect.plots import plot_training_curves
 
         plot_training_curves(read_metrics(writer.path), str(workdir_path / "training_curves.png"),
-                             keys=("train/loss", f"val/{task.selection_metric()}"))
+                             keys=("train/loss", f"val/{task.selection_metric()}"),
+                             title=f"{config.get('name', config.task)}: training curves",
+                             best_step=best_step)
         (workdir_path / "train_summary.json").write_text(json.dumps(summary, indent=2,
                                                                     default=float))
     return summary

@@ -95,6 +95,10 @@ def test_train_eval_predict_end_to_end(built, tmp_path):
     assert 0.0 <= m["coarse/macro_f1"] <= 1.0
     assert (tmp_path / "confusion_test.png").exists()
     assert (tmp_path / "confusion_test_coarse.png").exists()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert {"test/confusion_test", "test/confusion_test_coarse"} <= set(events.Tags()["images"])
+    assert events.Images("test/confusion_test")[0].step == result["checkpoint_step"]
 
     first = sorted(test_clips)[0]
     clip = manual / "features" / f"{first}.npz"

@@ -389,6 +389,9 @@ class LIReCTask(Task):
                 r["true_pair"], r["predicted_pair"] = int(tp[i]), int(preds["pair"][i])
             records.append(r)
         self._last_relationship_preds = (rel, preds.get("relationship"))
+        ipred = preds.get("interaction")  # with characters: read on the true pair's row
+        keep = (tp >= 0) if self.spec.characters else np.ones(n, bool)
+        self._last_interaction_preds = (inter[keep], None if ipred is None else ipred[keep])
         return res, records
 
     def _character_metrics(self, outputs, inter, rel, tp, overlap, keys, preds):
@@ -430,24 +433,41 @@ class LIReCTask(Task):
         return res
 
     def write_figures(self, outputs, metrics_, out_dir, split):
-        """Relationship confusion matrix (15 classes) of the settings that predict them."""
+        """Top-1 interaction confusion over the split's 15 most frequent interactions (the rest
+        pooled as "other"), and the relationship confusion (15 classes) of the settings that
+        predict relationships."""
         from jaxaffect.metrics import confusion_matrix
         from jaxaffect.plots import plot_confusion_matrix
 
-        if "relationship_logits" not in outputs:
-            return []
+        name = self.config.get("name", "lirec")
+        paths = []
+        inter, ipred = getattr(self, "_last_interaction_preds", (None, None))
+        if ipred is not None and len(ipred):
+            top = np.argsort(-np.bincount(inter, minlength=len(self.interaction_names)),
+                             kind="stable")[:15]
+            index = np.full(len(self.interaction_names), len(top))  # others -> "other"
+            index[top] = np.arange(len(top))
+            names = [self.interaction_names[i] for i in top] + ["(other)"]
+            cm = np.asarray(confusion_matrix(jnp.asarray(index[inter]),
+                                             jnp.asarray(index[np.asarray(ipred)]), len(names)))
+            path = str(Path(out_dir) / f"interaction_confusion_{split}.png")
+            acc = metrics_.get("interaction_top1", float("nan"))
+            plot_confusion_matrix(cm, names, path,
+                                  title=f"{name} on {split}: interactions, 15 most frequent "
+                                        f"(top-1 {acc:.3f})")
+            paths.append(path)
         rel, pred = getattr(self, "_last_relationship_preds", (None, None))
-        if pred is None or len(pred) != len(outputs["relationship"]):
-            return []
+        if ("relationship_logits" not in outputs or pred is None
+                or len(pred) != len(outputs["relationship"])):
+            return paths
         keep = (rel >= 0) & (pred >= 0)
         cm = np.asarray(confusion_matrix(jnp.asarray(rel[keep]), jnp.asarray(pred[keep]),
                                          len(self.relationship_names)))
         path = str(Path(out_dir) / f"relationship_confusion_{split}.png")
         acc = metrics_.get("relationship_top1", float("nan"))
         plot_confusion_matrix(cm, self.relationship_names, path,
-                              title=f"{self.config.get('name', 'lirec')} on {split}: "
-                                    f"relationships (top-1 by pair {acc:.3f})")
-        return [path]
+                              title=f"{name} on {split}: relationships (top-1 by pair {acc:.3f})")
+        return paths + [path]
 
     def random_baselines(self, split: str) -> dict[str, float]:
         return random_baselines(self.setting, self.examples(split), len(self.interaction_names),

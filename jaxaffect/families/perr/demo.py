@@ -56,12 +56,17 @@ def write_attention_figures(config: ml_collections.ConfigDict, run_dir: Path, n:
                             process_count=1)
     batch = next(iter(ds))
     dev = setup.task.device_batch(batch)
-    weights = setup.task.attention_maps(setup.model, jax.device_get(state.params), dev)
+    params = jax.device_get(state.params)
+    weights = setup.task.attention_maps(setup.model, params, dev)
+    preds = np.asarray(setup.task.predict(setup.model, params, dev)["probs"]).argmax(-1)
+    labels = np.asarray(batch[setup.task.label_key])
+    names = setup.task.class_names
     tokens = list(STREAMS) + ["h~ (context)"]
     for i in range(min(n, weights.shape[0])):
         length = int(np.asarray(batch["step_mask"][i]).sum())
         plot_attention(weights[i, :length], tokens, str(run_dir / f"attention_{i}.png"),
-                       title=f"SMTA attention, clip {batch['clip_id'][i]}")
+                       title=f"SMTA attention, clip {batch['clip_id'][i]}",
+                       true_label=names[int(labels[i])], predicted_label=names[int(preds[i])])
 
 
 class PERRDemo(Demo):

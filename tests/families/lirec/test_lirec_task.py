@@ -192,6 +192,21 @@ def test_character_evaluation_matches_loop():
     assert len(records) == n and records[0]["clip_id"] == "c0"
 
 
+def test_interactions_setting_writes_an_interaction_confusion(tmp_path):
+    task = LIReCTask(tiny_config("interactions"))
+    rng = np.random.default_rng(2)
+    n = 40
+    inter = rng.integers(0, A, n)
+    outputs = {"interaction_logits": rng.normal(size=(n, A)).astype(np.float32),
+               "true_pair": np.full(n, -1), "interaction": inter,
+               "relationship": np.full(n, -1), "overlap": np.eye(A, dtype=bool)[inter],
+               "valid": np.ones(n, bool)}
+    res, _ = task.evaluate(outputs, {})
+    paths = task.write_figures(outputs, res, str(tmp_path), "test")
+    assert [Path(p).name for p in paths] == ["interaction_confusion_test.png"]
+    assert Path(paths[0]).stat().st_size > 1000
+
+
 def test_random_baselines_are_exact():
     task = LIReCTask(tiny_config("characters_full"))
     ex = task.examples("test")
@@ -292,6 +307,8 @@ def test_train_runs_a_few_steps(setting, tmp_path):
     assert result["num_examples"] == 12
     if setting in ("joint", "all_weak"):
         assert any("relationship_confusion" in f for f in result["figures"])
+    if setting != "relationships":
+        assert any("interaction_confusion" in f for f in result["figures"])
 
 
 def test_demo_config_and_table():
