@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from jaxaffect.errors import FormatError
 
@@ -175,3 +176,23 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     return subprocess.run([sys.executable, "-m", "jaxaffect.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def assert_refused_build(module: Any, manual: Path, data_dir: Path, needles: Sequence[str],
+                         late: bool) -> None:
+    """A build of `manual` with builder `module` fails with one named FormatError, leaves
+    nothing, and the cheap pre-build check (`module.check_manual_dir`) says the same unless the
+    problem is only found while writing (`late`: feature contents)."""
+    from jaxaffect.errors import FormatError
+    from tfds_builders.testing import prepare
+
+    with pytest.raises(FormatError) as e:
+        prepare(module.Builder, manual, data_dir)
+    assert_refused(e.value, needles)
+    assert_nothing_built(data_dir)
+    if late:
+        module.check_manual_dir(str(manual))
+    else:
+        with pytest.raises(FormatError) as early:
+            module.check_manual_dir(str(manual))
+        assert str(early.value) == str(e.value)

@@ -12,8 +12,7 @@ import pytest
 from builder_breakage import (
     Breakage,
     append_line,
-    assert_nothing_built,
-    assert_refused,
+    assert_refused_build,
     built_metadata,
     feature_breakages,
     lines,
@@ -23,9 +22,8 @@ from builder_breakage import (
 )
 
 from jaxaffect.data.build import build_dataset
-from jaxaffect.errors import FormatError
 from tfds_builders.liris_accede import liris_accede_dataset_builder as liris
-from tfds_builders.testing import copy_dummy_data, prepare
+from tfds_builders.testing import copy_dummy_data
 
 
 def _rank(m: Path) -> Path:
@@ -176,16 +174,7 @@ CASES = FIELD_CASES + [Breakage(f.__name__, f) for f in (
 def test_bad_input_is_refused(case, tmp_path):
     manual = copy_dummy_data(liris.Builder, tmp_path)
     needles = case.apply(manual)
-    with pytest.raises(FormatError) as e:
-        prepare(liris.Builder, manual, tmp_path / "data")
-    assert_refused(e.value, needles)
-    assert_nothing_built(tmp_path / "data")
-    if case.late:  # the cheap check before a build does not read feature contents
-        liris.check_manual_dir(str(manual))
-    else:  # ...but refuses everything else, with the same message
-        with pytest.raises(FormatError) as early:
-            liris.check_manual_dir(str(manual))
-        assert str(early.value) == str(e.value)
+    assert_refused_build(liris, manual, tmp_path / "data", needles, case.late)
 
 
 def test_symlinks_build_when_allowed_and_are_recorded(tmp_path):
