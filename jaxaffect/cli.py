@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy = sub.add_parser("synthesize", help="write a synthetic corpus in a release layout",
                         description="Writes a documented synthetic corpus in a release layout "
                         "(see docs/synthetic_*.md); it is not real data.")
-    corpora = family.corpora()
+    corpora = family.corpora(families)
     with_corpora = {n: f for n, f in families.items() if f.corpora}
     default_corpus = (next(iter(with_corpora[family.default_family(with_corpora)].corpora))
                       if with_corpora else None)
@@ -369,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "parameters (torch is optional; only tensors and plain containers are "
                         "unpickled).")
     conv = cv.add_subparsers(dest="converter", required=True, metavar="{" + ",".join(
-        sorted(family.converters())) + "}", help="what to convert")
-    for name, converter in sorted(family.converters().items()):
+        sorted(family.converters(families))) + "}", help="what to convert")
+    for name, converter in sorted(family.converters(families).items()):
         c = conv.add_parser(name, help=converter.help, description=converter.help)
         converter.add_arguments(c)
     cv.set_defaults(fn=cmd_convert)

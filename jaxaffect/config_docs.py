@@ -24,7 +24,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxaffect.config_loading import SHARED_FIELD_DOCS, ConfigError, load_config
+from jaxaffect.config_loading import SHARED_FIELD_DOCS, ConfigError, config_fields, load_config
 
 
 # ------------------------------------------------------------------------- comments of a source
@@ -114,17 +114,6 @@ def field_comments(config_file: str | Path) -> dict[str, str]:
 
 
 # -------------------------------------------------------------------------- fields of a config
-def leaves(config: ml_collections.ConfigDict, prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted name, value) of every non-section field: top-level ones first, then by section."""
-    own, nested = [], []
-    for key, value in config.items():
-        if isinstance(value, ml_collections.ConfigDict):
-            nested += leaves(value, f"{prefix}{key}.")
-        else:
-            own.append((f"{prefix}{key}", value))
-    return own + nested
-
-
 def _source_comments(config: ml_collections.ConfigDict) -> dict[str, str]:
     return field_comments(config.config_file) if config.get("config_file") else {}
 
@@ -135,7 +124,7 @@ def describe(config: ml_collections.ConfigDict, comments: dict[str, str] | None 
     `comments` defaults to those of the config's source (`field_comments`)."""
     comments = _source_comments(config) if comments is None else comments
     return {name: comments.get(name) or SHARED_FIELD_DOCS.get(name, "")
-            for name, _ in leaves(config)}
+            for name, _ in config_fields(config)}
 
 
 def undescribed(config: ml_collections.ConfigDict) -> list[str]:
@@ -148,7 +137,7 @@ def show(config: ml_collections.ConfigDict, title: str = "") -> str:
     comments = _source_comments(config)
     docs = describe(config, comments)
     sections: dict[str, list[tuple[str, str]]] = {}
-    for name, value in leaves(config):
+    for name, value in config_fields(config):
         head = name.rpartition(".")[0].partition(".")[0]
         sections.setdefault(head, []).append((name, f"{name} = {value!r}"))
     lines = [f"# {title}"] if title else []
@@ -209,7 +198,7 @@ def render_family(name: str) -> str:
     columns = []  # (file name, argument, {field: value}, {field: description})
     for path in family_config_files(name):
         arg, config = default_config(path)
-        columns.append((path.name, arg, dict(leaves(config)), describe(config)))
+        columns.append((path.name, arg, dict(config_fields(config)), describe(config)))
     fields = sorted({f for _, _, values, _ in columns for f in values},
                     key=lambda f: ("." in f, f))  # top-level fields first, then by section
     lines = [f"# Config fields: {name}", "",

@@ -127,6 +127,19 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
         node[leaf] = _typed(value, node[leaf], key)
 
 
+def config_fields(config: ml_collections.ConfigDict | dict, prefix: str = ""
+                  ) -> list[tuple[str, object]]:
+    """(dotted name, value) of every non-section field of a config (or of its config.json
+    dict): top-level ones first, then by section."""
+    own, nested = [], []
+    for key, value in config.items():
+        if isinstance(value, (dict, ml_collections.ConfigDict)):
+            nested += config_fields(value, f"{prefix}{key}.")
+        else:
+            own.append((f"{prefix}{key}", value))
+    return own + nested
+
+
 def config_to_json(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
 

@@ -131,14 +131,15 @@ def default_family(candidates: Mapping[str, Family]) -> str | None:
     return next(iter(candidates), None)
 
 
-def task_classes() -> dict[str, str]:
-    """Task name -> "module:Class" over all families."""
-    return {name: ref for f in families().values() for name, ref in f.tasks.items()}
+def task_classes(found: Mapping[str, Family] | None = None) -> dict[str, str]:
+    """Task name -> "module:Class" over all families (`found`: an earlier `families()`)."""
+    return {name: ref for f in (found or families()).values() for name, ref in f.tasks.items()}
 
 
-def corpora() -> dict[str, Corpus]:
-    return {name: c for f in families().values() for name, c in f.corpora.items()}
+def corpora(found: Mapping[str, Family] | None = None) -> dict[str, Corpus]:
+    return {name: c for f in (found or families()).values() for name, c in f.corpora.items()}
 
 
-def converters() -> dict[str, Converter]:
-    return {name: c for f in families().values() for name, c in f.converters.items()}
+def converters(found: Mapping[str, Family] | None = None) -> dict[str, Converter]:
+    return {name: c for f in (found or families()).values()
+            for name, c in f.converters.items()}

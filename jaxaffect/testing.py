@@ -45,3 +45,18 @@ def random_logits(b: int = 6, m: int = 5, c: int = 5, seed: int = 0
     return (rng.normal(size=(b, c)).astype(np.float32) * 3,
             rng.normal(size=(b, m, c)).astype(np.float32) * 3,
             rng.integers(0, c, size=b).astype(np.int32))
+
+
+def numpy_sigmoid(x: Any) -> np.ndarray:
+    """The logistic function in float64 numpy (the reference for score-based tests)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
+def eager_and_jitted(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """`fn`'s results eager and under jit: positional arguments and array keywords are traced,
+    other keywords (strings, numbers) stay static."""
+    eager = fn(*args, **kwargs)
+    arrays = {k: v for k, v in kwargs.items() if isinstance(v, jax.Array)}
+    static = {k: v for k, v in kwargs.items() if k not in arrays}
+    jitted = jax.jit(lambda a, kw: fn(*a, **kw, **static))(args, arrays)
+    return eager, jitted

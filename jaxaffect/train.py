@@ -21,7 +21,7 @@ import optax
 
 from jaxaffect import sharding as shd
 from jaxaffect.checkpointing import Checkpoints, PreemptionFlag
-from jaxaffect.config_loading import ConfigError, config_to_json
+from jaxaffect.config_loading import ConfigError, config_fields, config_to_json
 from jaxaffect.optimizers import load_pretrained, make_optimizer
 from jaxaffect.run_logging import MetricWriter, Progress, read_metrics
 from jaxaffect.task import Task, concat_batches, get_task
@@ -244,19 +244,9 @@ RUN_FILES = ("config.json", "checkpoints", "metrics.jsonl", "tensorboard", "trai
              "training_curves.png")
 
 
-def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_differences(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
     """{dotted field: (old, new)} of two configs (as their config.json dicts)."""
-    a, b = _flat(old), _flat(new)
+    a, b = dict(config_fields(old)), dict(config_fields(new))
     skip = {"config_file"}  # the same config may be named by another path
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
             if k not in skip and a.get(k) != b.get(k)}

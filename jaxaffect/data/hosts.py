@@ -44,9 +44,12 @@ def host_share(positions: np.ndarray | int, *, batch_size: int, train: bool,
                process_index: int, process_count: int, num_epochs: int | None = 1) -> HostShare:
     """This host's part of a split of `positions` (or of range(n) for an int n).
 
+    Training: every host reads the whole split as one global stream (`positions` are returned
+    as they are; `HostView` picks this host's rows of each global batch). Evaluation: host h
+    gets positions h, h + P, ... and `num_pad` padding examples that even out the batches.
     Raises ValueError for a batch size that is not a positive multiple of the process count,
-    a bad process index, num_epochs < 1, an empty split, or (training) fewer examples per host
-    than one batch.
+    a bad process index, num_epochs < 1, an empty split, or (training) fewer examples than one
+    global batch.
     """
     positions = np.arange(positions) if isinstance(positions, (int, np.integer)) else (
         np.asarray(positions, np.int64))
@@ -61,13 +64,11 @@ def host_share(positions: np.ndarray | int, *, batch_size: int, train: bool,
     if total == 0:
         raise ValueError("the split has no examples")
     local_batch = batch_size // process_count
-    host = positions[process_index::process_count]
     if train:
-        host = host[: total // process_count]
-        if host.size < local_batch:
-            raise ValueError(f"{host.size} examples per host, fewer than one batch of "
-                             f"{local_batch}")
-        return HostShare(host, local_batch, 0)
+        if total < batch_size:
+            raise ValueError(f"{total} examples, fewer than one batch of {batch_size}")
+        return HostShare(positions, local_batch, 0)
+    host = positions[process_index::process_count]
     per_host = -(-total // process_count)
     num_pad = -(-per_host // local_batch) * local_batch - int(host.size)
     return HostShare(host, local_batch, num_pad)

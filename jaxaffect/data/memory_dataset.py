@@ -75,27 +75,23 @@ def make_batches(examples: Sequence[Any], *, batch_size: int, train: bool, seed:
         raise ValueError("padding example must have valid=False")
     if len(examples) == 0:
         raise ValueError("no examples")
+    share = host_share(len(examples), batch_size=batch_size, train=train,
+                       process_index=process_index, process_count=process_count,
+                       num_epochs=num_epochs)
     apply = _Apply(examples, transform, padding)
     if train:
         # One global stream (shuffle and random transform indexed globally), then this host's
         # rows of each global batch: the batches do not depend on the process count.
-        host_share(len(examples), batch_size=batch_size, train=True, process_index=0,
-                   process_count=1, num_epochs=num_epochs)  # validates the settings
-        ds = grain.MapDataset.source(list(range(len(examples)))).shuffle(seed=seed)
+        ds = grain.MapDataset.source(share.positions.tolist()).shuffle(seed=seed)
         if num_epochs != 1:
             ds = ds.repeat(num_epochs)
         ds = ds.random_map(lambda i, rng: apply(i, rng), seed=seed + 1)
         view = HostView(ds, batch_size=batch_size, process_index=process_index,
                         process_count=process_count)
-        return view.batch(batch_size // process_count, drop_remainder=True,
-                          batch_fn=collate_nested)
-    share = host_share(len(examples), batch_size=batch_size, train=False,
-                       process_index=process_index, process_count=process_count,
-                       num_epochs=num_epochs)
-    local_batch = share.local_batch
+        return view.batch(share.local_batch, drop_remainder=True, batch_fn=collate_nested)
     host = share.positions.tolist()
     ds = grain.MapDataset.source(host + [-1] * share.num_pad)
     if num_epochs != 1:
         ds = ds.repeat(num_epochs)
     ds = ds.map(lambda i: apply(i, None))
-    return ds.batch(local_batch, drop_remainder=False, batch_fn=collate_nested)
+    return ds.batch(share.local_batch, drop_remainder=False, batch_fn=collate_nested)

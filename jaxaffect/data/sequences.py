@@ -1,6 +1,9 @@
-"""Fixed-length views of variable-length sequences (pure numpy), shared by every family."""
+"""Pure-numpy helpers for decoded examples, shared by every family: fixed-length views of
+variable-length sequences, and text values as `str`."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -22,3 +25,12 @@ def crop_indices(num_steps: int, max_steps: int) -> np.ndarray:
         return np.zeros(1, np.int64)
     t = np.arange(max_steps, dtype=np.int64)
     return (2 * t * (num_steps - 1) + (max_steps - 1)) // (2 * (max_steps - 1))
+
+
+def as_text(value: Any) -> str:
+    """A decoded text value (bytes, a 0-d array, or anything printable) as `str`."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return as_text(value.item())
+    return str(value)

@@ -311,23 +311,18 @@ def make_dataset(builder_dir: str, split: str, *, batch_size: int, max_steps: in
         raise ValueError(f"{builder_dir}: split {split!r} is empty "
                          f"(validation_fraction={validation_fraction})")
     try:
-        # Training validates against one process: every host reads the whole global stream.
         share = host_share(positions, batch_size=batch_size, train=shuffle,
-                           process_index=0 if shuffle else process_index,
-                           process_count=1 if shuffle else process_count,
+                           process_index=process_index, process_count=process_count,
                            num_epochs=num_epochs)
     except ValueError as e:
         raise ValueError(f"{builder_dir}, split {split!r}: {e}") from None
-    if shuffle and batch_size % process_count:
-        raise ValueError(f"global batch_size={batch_size} must be a positive multiple of "
-                         f"process_count={process_count}")
-    local_batch = batch_size // process_count
+    local_batch = share.local_batch
     decode = _Decode(files.features, stream_dims(builder_dir), max_steps)
 
     if files.file_format == "array_record":
         source = grain.sources.ArrayRecordDataSource(list(files.filepaths[tfds_split]))
         if shuffle:
-            ds = grain.MapDataset.source(positions.tolist()).shuffle(seed=seed)
+            ds = grain.MapDataset.source(share.positions.tolist()).shuffle(seed=seed)
             if num_epochs != 1:
                 ds = ds.repeat(num_epochs)
             ds = HostView(ds, batch_size=batch_size, process_index=process_index,
@@ -340,7 +335,7 @@ def make_dataset(builder_dir: str, split: str, *, batch_size: int, max_steps: in
         ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=64))
         return ds.batch(local_batch, drop_remainder=shuffle, batch_fn=collate)
     if shuffle:
-        entries = _file_entries(files, tfds_split, positions)
+        entries = _file_entries(files, tfds_split, share.positions)
         file_ds = grain.MapDataset.source(entries).shuffle(seed=seed)
         if num_epochs != 1:
             file_ds = file_ds.repeat(num_epochs)

@@ -11,20 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from jaxaffect.data.sequences import crop_indices
+from jaxaffect.data.sequences import as_text, crop_indices
 from jaxaffect.families.perr.erato_format import STREAMS
 
 # Keys of one transformed example / of a batch (leading batch axis added by `collate`).
 EXAMPLE_KEYS: tuple[str, ...] = (
     "streams", "masks", "step_mask", "label", "coarse_label", "valid", "clip_id")
-
-
-def _as_str(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        return _as_str(value.item())
-    return str(value)
 
 
 def pad_or_crop(example: Mapping[str, Any], max_steps: int) -> dict[str, Any]:
@@ -66,7 +58,7 @@ def pad_or_crop(example: Mapping[str, Any], max_steps: int) -> dict[str, Any]:
         if key in example:
             out[key] = np.int32(example[key])
     if "clip_id" in example:
-        out["clip_id"] = _as_str(example["clip_id"])
+        out["clip_id"] = as_text(example["clip_id"])
     return out
 
 

@@ -32,19 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from jaxaffect.data.sequences import crop_indices
+from jaxaffect.data.sequences import as_text, crop_indices
+from jaxaffect.families.tam.video_features import STREAMS
 
-STREAMS: tuple[str, ...] = ("image", "motion", "audio")
 # Token ids of the bilibili_tsc build's vocabulary.
 PAD_ID, START_ID, MASK_ID, UNK_ID = 0, 1, 2, 3
-
-
-def _as_str(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        return _as_str(value.item())
-    return str(value)
 
 
 def window_start(num_segments: int, length: int, rng: np.random.Generator | None) -> int:
@@ -109,7 +101,7 @@ def video_example(example: Mapping[str, Any], num_segments: int,
     features, segment_mask = pick_segments(example["streams"], example.get("masks"), idx,
                                            num_segments)
     out: dict[str, Any] = {"features": features, "segment_mask": segment_mask,
-                           "valid": np.bool_(True), "video_id": _as_str(example["video_id"])}
+                           "valid": np.bool_(True), "video_id": as_text(example["video_id"])}
     if label_key is not None:
         out["label"] = np.int32(example[label_key])
     if target_keys:
@@ -181,7 +173,7 @@ def tsc_example(example: Mapping[str, Any], num_segments: int, max_comments: int
     segment = np.asarray(example["comment_segment"], np.int32).reshape(-1)
     width = tokens.shape[1] if tokens.ndim == 2 else 0
     if tokens.ndim != 2 or emotional.shape != tokens.shape or segment.shape[0] != len(tokens):
-        raise ValueError(f"example {_as_str(example.get('example_id', '?'))}: tokens "
+        raise ValueError(f"example {as_text(example.get('example_id', '?'))}: tokens "
                          f"{tokens.shape}, emotional {emotional.shape}, comment_segment "
                          f"{segment.shape} do not agree")
     keep = select_comments(segment, start, len(idx), max_comments, rng)
@@ -197,7 +189,7 @@ def tsc_example(example: Mapping[str, Any], num_segments: int, max_comments: int
     return {"features": features, "segment_mask": segment_mask, "tokens": out_tokens,
             "emotional": out_emotional, "comment_segment": out_segment,
             "comment_mask": comment_mask, "valid": np.bool_(True),
-            "example_id": _as_str(example["example_id"])}
+            "example_id": as_text(example["example_id"])}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,24 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxaffect.families.lirec import inference as I
-
-
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
-
-
-def _both(fn, *args, **kwargs):
-    """Results of ``fn`` eager and jitted (arrays traced, other keywords static)."""
-    eager = fn(*args, **kwargs)
-    arrays = {k: v for k, v in kwargs.items() if isinstance(v, jax.Array)}
-    static = {k: v for k, v in kwargs.items() if k not in arrays}
-    jitted = jax.jit(lambda a, kw: fn(*a, **kw, **static))(args, arrays)
-    return eager, jitted
+from jaxaffect.testing import eager_and_jitted, numpy_sigmoid
 
 
 def _data(seed=0, b=6, p=5, a=8, r=4):
@@ -46,35 +33,35 @@ def _tensor_ref(zi, zr, pair_mask):
             if pair_mask[i, j]:
                 for k in range(a):
                     for m in range(r):
-                        t[i, j, k, m] = _sig(zi[i, j, k]) + _sig(zr[i, j, m])
+                        t[i, j, k, m] = numpy_sigmoid(zi[i, j, k]) + numpy_sigmoid(zr[i, j, m])
     return t
 
 
 def test_joint_tensor_and_conditional_predictions_match_loops():
     zi, zr, pm, ai, ri, tp = _data()
     t = _tensor_ref(zi, zr, pm)
-    eager, jitted = _both(I.joint_score_tensor, jnp.asarray(zi), jnp.asarray(zr),
+    eager, jitted = eager_and_jitted(I.joint_score_tensor, jnp.asarray(zi), jnp.asarray(zr),
                           jnp.asarray(pm))
     for got in (eager, jitted):
         np.testing.assert_allclose(np.asarray(got), t, rtol=1e-6, atol=1e-6)
     b = zi.shape[0]
     # Who? given a* and r*
     pairs_ref = [int(np.argmax(t[i, :, ai[i], ri[i]])) for i in range(b)]
-    got = _both(I.predict_pair, jnp.asarray(zi), jnp.asarray(ai), jnp.asarray(pm),
+    got = eager_and_jitted(I.predict_pair, jnp.asarray(zi), jnp.asarray(ai), jnp.asarray(pm),
                 rel_logits=jnp.asarray(zr), relationship=jnp.asarray(ri))
     for g in got:
         np.testing.assert_array_equal(np.asarray(g), pairs_ref)
     # Who? given a* only (Int + Char)
-    pairs_i = [int(np.argmax(np.where(pm[i], _sig(zi[i, :, ai[i]]), -np.inf)))
+    pairs_i = [int(np.argmax(np.where(pm[i], numpy_sigmoid(zi[i, :, ai[i]]), -np.inf)))
                for i in range(b)]
     np.testing.assert_array_equal(
         np.asarray(I.predict_pair(jnp.asarray(zi), jnp.asarray(ai), jnp.asarray(pm))), pairs_i)
     # Doing what? given p* and r*; what relationship? given p* and a*
     ints_ref = [int(np.argmax(t[i, tp[i], :, ri[i]])) for i in range(b)]
     rels_ref = [int(np.argmax(t[i, tp[i], ai[i], :])) for i in range(b)]
-    for g in _both(I.predict_interaction_given_pair, jnp.asarray(zi), jnp.asarray(tp)):
+    for g in eager_and_jitted(I.predict_interaction_given_pair, jnp.asarray(zi), jnp.asarray(tp)):
         np.testing.assert_array_equal(np.asarray(g), ints_ref)
-    for g in _both(I.predict_relationship_given_pair, jnp.asarray(zr), jnp.asarray(tp)):
+    for g in eager_and_jitted(I.predict_relationship_given_pair, jnp.asarray(zr), jnp.asarray(tp)):
         np.testing.assert_array_equal(np.asarray(g), rels_ref)
 
 
@@ -83,7 +70,7 @@ def test_joint_argmax_matches_flat_argmax():
     t = _tensor_ref(zi, zr, pm)
     b, p, a, r = t.shape
     flat = [np.unravel_index(int(np.argmax(t[i])), (p, a, r)) for i in range(b)]
-    eager, jitted = _both(I.predict_joint, jnp.asarray(zi), jnp.asarray(pm),
+    eager, jitted = eager_and_jitted(I.predict_joint, jnp.asarray(zi), jnp.asarray(pm),
                           rel_logits=jnp.asarray(zr))
     for got in (eager, jitted):
         np.testing.assert_array_equal(np.asarray(got["pair"]), [f[0] for f in flat])
@@ -91,7 +78,7 @@ def test_joint_argmax_matches_flat_argmax():
         np.testing.assert_array_equal(np.asarray(got["relationship"]), [f[2] for f in flat])
         assert all(pm[i, int(got["pair"][i])] for i in range(b))
     # Int + Char: argmax over the P x A matrix only
-    mat = np.where(pm[..., None], _sig(zi), -np.inf)
+    mat = np.where(pm[..., None], numpy_sigmoid(zi), -np.inf)
     flat2 = [np.unravel_index(int(np.argmax(mat[i])), (p, a)) for i in range(b)]
     got = I.predict_joint(jnp.asarray(zi), jnp.asarray(pm))
     assert "relationship" not in got
@@ -108,13 +95,13 @@ def test_topk_and_soft_top1_match_loops():
     order = np.argsort(-z, axis=1)
     for k in (1, 5):
         ref = np.mean([labels[i] in order[i, :k] for i in range(b) if mask[i]])
-        for got in _both(I.topk_accuracy, jnp.asarray(z), jnp.asarray(labels), k=k,
+        for got in eager_and_jitted(I.topk_accuracy, jnp.asarray(z), jnp.asarray(labels), k=k,
                          sample_mask=jnp.asarray(mask)):
             np.testing.assert_allclose(float(got), ref, rtol=1e-6)
     acceptable = rng.random((b, a)) > 0.8
     ref = np.mean([(order[i, 0] == labels[i]) or acceptable[i, order[i, 0]]
                    for i in range(b) if mask[i]])
-    for got in _both(I.soft_top1_accuracy, jnp.asarray(z), jnp.asarray(acceptable),
+    for got in eager_and_jitted(I.soft_top1_accuracy, jnp.asarray(z), jnp.asarray(acceptable),
                      labels=jnp.asarray(labels), sample_mask=jnp.asarray(mask)):
         np.testing.assert_allclose(float(got), ref, rtol=1e-6)
     hard = float(I.topk_accuracy(jnp.asarray(z), jnp.asarray(labels),
@@ -137,11 +124,12 @@ def test_relationship_accuracy_by_pair_matches_dict_accumulation():
     summed, gt = defaultdict(lambda: np.zeros(r)), {}
     for i in range(n):  # the released accumulation: sum sigmoid scores per pair id
         if valid[i]:
-            summed[pair_ids[i]] += _sig(z[i])
+            summed[pair_ids[i]] += numpy_sigmoid(z[i])
             gt[pair_ids[i]] = labels[i]
     ref = np.mean([np.argmax(summed[h]) == gt[h] for h in gt])
-    for got in _both(I.relationship_accuracy_by_pair, jnp.asarray(z), jnp.asarray(labels),
-                     jnp.asarray(pair_ids), sample_mask=jnp.asarray(valid)):
+    for got in eager_and_jitted(I.relationship_accuracy_by_pair, jnp.asarray(z),
+                                jnp.asarray(labels), jnp.asarray(pair_ids),
+                                sample_mask=jnp.asarray(valid)):
         np.testing.assert_allclose(float(got), ref, rtol=1e-6)
     per_clip = float(I.topk_accuracy(jnp.asarray(z), jnp.asarray(labels)))
     assert abs(per_clip - ref) > 1e-6  # pooling over clips is not per-clip accuracy here
@@ -169,19 +157,19 @@ def test_character_interaction_relationship_and_joint_accuracies():
 
     args = dict(rel_logits=jnp.asarray(zr), relationship=jnp.asarray(ri),
                 sample_mask=jnp.asarray(mask))
-    for got in _both(I.pair_accuracy, jnp.asarray(zi), jnp.asarray(ai), jnp.asarray(tp),
+    for got in eager_and_jitted(I.pair_accuracy, jnp.asarray(zi), jnp.asarray(ai), jnp.asarray(tp),
                      jnp.asarray(pm), **args):
         np.testing.assert_allclose(float(got), ref_pair, rtol=1e-6)
     got = I.pair_accuracy(jnp.asarray(zi), jnp.asarray(ai), jnp.asarray(also), jnp.asarray(pm),
                           **args)
     np.testing.assert_allclose(float(got), ref_pair_multi, rtol=1e-6)
-    for got in _both(I.interaction_accuracy_given_pair, jnp.asarray(zi), jnp.asarray(ai),
+    for got in eager_and_jitted(I.interaction_accuracy_given_pair, jnp.asarray(zi), jnp.asarray(ai),
                      jnp.asarray(also), sample_mask=jnp.asarray(mask)):
         np.testing.assert_allclose(float(got), np.mean(int_ok), rtol=1e-6)
     got = I.relationship_accuracy_given_pair(jnp.asarray(zr), jnp.asarray(ri), jnp.asarray(tp),
                                              sample_mask=jnp.asarray(mask))
     np.testing.assert_allclose(float(got), np.mean(rel_ok), rtol=1e-6)
-    for got in _both(I.joint_accuracy, jnp.asarray(zi), jnp.asarray(ai), jnp.asarray(tp),
+    for got in eager_and_jitted(I.joint_accuracy, jnp.asarray(zi), jnp.asarray(ai), jnp.asarray(tp),
                      jnp.asarray(pm), **args):
         np.testing.assert_allclose(float(got), np.mean(joint_ok), rtol=1e-6)
 

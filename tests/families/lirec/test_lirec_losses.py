@@ -10,21 +10,9 @@ import numpy as np
 import pytest
 
 from jaxaffect.families.lirec import losses as L
+from jaxaffect.testing import eager_and_jitted, numpy_sigmoid
 
 M = 0.3  # a margin large enough that many hinge terms are active
-
-
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
-
-
-def _both(fn, *args, **kwargs):
-    """Results of ``fn`` eager and jitted (arrays traced, keyword strings static)."""
-    eager = fn(*args, **kwargs)
-    arrays = {k: v for k, v in kwargs.items() if isinstance(v, jax.Array)}
-    static = {k: v for k, v in kwargs.items() if k not in arrays}
-    jitted = jax.jit(lambda a, kw: fn(*a, **kw, **static))(args, arrays)
-    return eager, jitted
 
 
 def _close(a, b, tol=1e-5):
@@ -36,7 +24,7 @@ def _close(a, b, tol=1e-5):
 
 
 def ref_interaction(logits, labels, allowed, margin, sample_mask):
-    s = _sig(logits)
+    s = numpy_sigmoid(logits)
     per = []
     for b in range(s.shape[0]):
         total = 0.0
@@ -103,7 +91,7 @@ def test_interaction_loss_matches_loop():
     allowed = rng.random((6, 9)) > 0.3
     mask = np.array([1, 1, 0, 1, 1, 1], bool)
     per_ref, mean_ref = ref_interaction(logits, labels, allowed, M, mask)
-    eager, jitted = _both(L.interaction_loss, jnp.asarray(logits), jnp.asarray(labels),
+    eager, jitted = eager_and_jitted(L.interaction_loss, jnp.asarray(logits), jnp.asarray(labels),
                           jnp.asarray(allowed), margin=M, sample_mask=jnp.asarray(mask))
     _close(eager, mean_ref)
     _close(jitted, mean_ref)
@@ -146,7 +134,8 @@ def test_joint_interaction_relationship_loss_matches_loop():
     args = tuple(map(jnp.asarray, (int_logits, int_labels, rel_logits, rel_labels)))
     kw = dict(allowed_negatives=jnp.asarray(allowed), int_mask=jnp.asarray(int_mask),
               rel_mask=jnp.asarray(rel_mask), lam=lam, margin_int=M, margin_rel=M)
-    (loss_e, aux_e), (loss_j, aux_j) = _both(L.joint_interaction_relationship_loss, *args, **kw)
+    (loss_e, aux_e), (loss_j, aux_j) = eager_and_jitted(L.joint_interaction_relationship_loss,
+                                                        *args, **kw)
     _close(loss_e, expected)
     _close(loss_j, expected)
     _close(aux_e["relationship"], np.mean(groups_r))
@@ -163,7 +152,7 @@ def test_interaction_character_loss_matches_loop(supervision, negatives, epoch):
     d = _pair_data(2)
     hard = negatives == "sum_max" and epoch >= 20
     b, p, a = d["int_logits"].shape
-    s = _sig(d["int_logits"])
+    s = numpy_sigmoid(d["int_logits"])
     valid = d["pair_mask"].any(-1)
     expected_pairs, per_ref = [], []
     for i in range(b):
@@ -185,7 +174,7 @@ def test_interaction_character_loss_matches_loop(supervision, negatives, epoch):
     args = tuple(map(jnp.asarray, (d["int_logits"], d["int_labels"], d["pair_mask"])))
     kw = dict(allowed_negatives=jnp.asarray(d["allowed"]), true_pair=jnp.asarray(d["true_pair"]),
               also_correct=jnp.asarray(d["also"]), epoch=jnp.asarray(epoch))
-    (loss_e, aux_e), (loss_j, aux_j) = _both(fn, *args, **kw)
+    (loss_e, aux_e), (loss_j, aux_j) = eager_and_jitted(fn, *args, **kw)
     _close(loss_e, expected)
     _close(loss_j, expected)
     _close(aux_j["per_sample"], per_ref)
@@ -208,7 +197,7 @@ def test_weak_sampling_uses_valid_pairs_and_loop_loss():
                        rng=jax.random.key(5))
         pairs = np.asarray(aux["pair"])
         valid = d["pair_mask"].any(-1)
-        s = _sig(d["int_logits"])
+        s = numpy_sigmoid(d["int_logits"])
         per_ref = [ref_pair_matrix(s[i], pairs[i], d["int_labels"][i], d["pair_mask"][i],
                                    np.broadcast_to(d["allowed"][i], s[i].shape), "weak", None,
                                    M, False) for i in np.flatnonzero(valid)]
@@ -231,7 +220,7 @@ def test_weak_sampling_distribution(sample_from):
     pairs = np.asarray(jax.jit(jax.vmap(pair_for))(jax.random.split(jax.random.key(0), 4000)))
     freq = np.bincount(pairs[:, 0], minlength=4) / len(pairs)
     col = logits[0, :3, 0].astype(np.float64)
-    w = np.exp(col) if sample_from == "softmax" else _sig(col)
+    w = np.exp(col) if sample_from == "softmax" else numpy_sigmoid(col)
     np.testing.assert_allclose(freq[:3], w / w.sum(), atol=0.03)
     assert freq[3] == 0.0
 
@@ -268,7 +257,7 @@ def test_interaction_relationship_character_loss_matches_loop(supervision, negat
     d = _pair_data(5)
     b, p, a = d["int_logits"].shape
     rel_known = np.array([1, 1, 0, 1, 1], bool)
-    si, sr = _sig(d["int_logits"]), _sig(d["rel_logits"])
+    si, sr = numpy_sigmoid(d["int_logits"]), numpy_sigmoid(d["rel_logits"])
     valid = d["pair_mask"].any(-1)
     hard = negatives == "sum_max"
     per_i, per_r, pairs = [], [], []
@@ -297,7 +286,7 @@ def test_interaction_relationship_character_loss_matches_loop(supervision, negat
               rel_allowed_negatives=jnp.asarray(d["rel_allowed"]),
               rel_sample_mask=jnp.asarray(rel_known), true_pair=jnp.asarray(d["true_pair"]),
               also_correct=jnp.asarray(d["also"]))
-    (loss_e, aux_e), (loss_j, aux_j) = _both(fn, *args, **kw)
+    (loss_e, aux_e), (loss_j, aux_j) = eager_and_jitted(fn, *args, **kw)
     _close(loss_e, expected)
     _close(loss_j, expected)
     _close(aux_j["relationship"], np.mean(per_r))

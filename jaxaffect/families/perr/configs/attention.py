@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 import ml_collections
 
-from jaxaffect.families.perr.attention import ATTENTION_KINDS
 from jaxaffect.families.perr.configs import smta
 
 
@@ -28,8 +27,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def sweep(add: Callable[..., None], arg: str | None = None) -> None:
-    """Table 3, attention rows: one run per attention form and label set."""
-    del arg
-    for labels in ("fine", "coarse"):
-        for attention in ATTENTION_KINDS:
-            add(config_arg=f"attention={attention},labels={labels}")
+    """Table 3, attention rows: one run per attention form and label set (the points of
+    smta.py's sweep)."""
+    smta.sweep(add, arg)
