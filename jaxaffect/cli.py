@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 GENERIC_EXAMPLES = (
-    "jaxaffect demo [FAMILY] [--quick] [--seeds 0,1,2]",
+    "jaxaffect demo [FAMILY] [--quick] [--full] [--seeds 0,1,2]",
     "jaxaffect build DATASET --manual_dir ~/release --data_dir ~/tfds "
     "[--file_format array_record]",
     "jaxaffect train --config configs/FAMILY/CONFIG.py:key=value --workdir runs/x "
@@ -249,7 +249,7 @@ def cmd_demo(args, overrides) -> int:
     fam = family.families()[args.family]
     workdir = args.workdir or ("demo_runs" if fam.is_default else f"demo_runs/{fam.name}")
     demo = family.load(fam.demo)()
-    run_demo(demo, workdir, quick=args.quick, data_home=args.data_home,
+    run_demo(demo, workdir, quick=args.quick, full=args.full, data_home=args.data_home,
              progress=not args.no_progress, seeds=seeds)
     return 0
 
@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=sorted(demos),
                    help="; ".join(f"{n}: {f.demo_help}" for n, f in demos.items()))
     d.add_argument("--quick", action="store_true", help="a smaller corpus and fewer epochs")
+    d.add_argument("--full", action="store_true",
+                   help="every arm the family's demo offers, not only the headline ones")
     d.add_argument("--workdir", default=None,
                    help="where runs and results go (default demo_runs, or demo_runs/<family>)")
     d.add_argument("--data_home", default=None,

@@ -177,6 +177,8 @@ SHARED_FIELD_DOCS: dict[str, str] = {
                                        "steps; 0: only at evaluations",
     "training.eval_every_epochs": "evaluate on validation (keeping the best checkpoint) every "
                                   "this many epochs",
+    "training.early_stop_evals": "stop when the validation selection metric has not improved "
+                                 "for this many evaluations; 0: train all epochs",
     "mesh.data": "devices on the data-parallel mesh axis; -1: all devices not on fsdp",
     "mesh.fsdp": "devices that also split parameters and optimizer state; -1: all not on data",
     "mesh.min_shard_size": "under fsdp, parameters with fewer elements stay replicated",
@@ -201,12 +203,17 @@ def optimizer_section(learning_rate: float, *, name: str = "adam", weight_decay:
 
 
 def training_section(num_epochs: int, batch_size: int, *, log_every_steps: int = 50,
-                     checkpoint_every_steps: int = 500, eval_every_epochs: int = 1
-                     ) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({
+                     checkpoint_every_steps: int = 500, eval_every_epochs: int = 1,
+                     early_stop_evals: int = 0) -> ml_collections.ConfigDict:
+    """`config.training`; `early_stop_evals` > 0 adds early stopping (absent otherwise, so the
+    configs that do not use it keep their fields)."""
+    section = {
         "num_epochs": num_epochs, "batch_size": batch_size, "log_every_steps": log_every_steps,
         "checkpoint_every_steps": checkpoint_every_steps,
-        "eval_every_epochs": eval_every_epochs})
+        "eval_every_epochs": eval_every_epochs}
+    if early_stop_evals:
+        section["early_stop_evals"] = early_stop_evals
+    return ml_collections.ConfigDict(section)
 
 
 def mesh_section() -> ml_collections.ConfigDict:

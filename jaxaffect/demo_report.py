@@ -32,6 +32,8 @@ def command(name: str, payload: dict[str, Any]) -> str:
     parts = ["jaxaffect demo", name]
     if run.get("quick"):
         parts.append("--quick")
+    if run.get("full"):
+        parts.append("--full")
     seeds = payload.get("seeds", [0])
     if list(seeds) != [0]:
         parts.append("--seeds " + ",".join(str(s) for s in seeds))

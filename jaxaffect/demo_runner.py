@@ -126,9 +126,13 @@ def provenance(devices: str, minutes: float, **run: Any) -> dict[str, Any]:
             "devices": devices, "wall_minutes": round(minutes, 2), **run}
 
 
-def run_demo(demo: Demo, workdir: str, *, quick: bool = False, data_home: str | None = None,
-             progress: bool = True, seeds: Sequence[int] = (0,)) -> dict[str, Any]:
-    """Runs `demo` (see the module docstring); returns the results.json payload."""
+def run_demo(demo: Demo, workdir: str, *, quick: bool = False, full: bool = False,
+             data_home: str | None = None, progress: bool = True,
+             seeds: Sequence[int] = (0,)) -> dict[str, Any]:
+    """Runs `demo` (see the module docstring); returns the results.json payload.
+
+    `full` puts ``"full": True`` into the settings: demos that offer more arms than their
+    headline ones (e.g. every row of a paper table) train them all."""
     import jax
 
     from jaxaffect.data.build import data_home as default_data_home
@@ -137,6 +141,8 @@ def run_demo(demo: Demo, workdir: str, *, quick: bool = False, data_home: str | 
 
     seeds = list(seeds) or [0]
     settings = demo.settings(quick)
+    if full:
+        settings = {**settings, "full": True}
     t0 = time.perf_counter()
     out = Path(workdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +181,8 @@ def run_demo(demo: Demo, workdir: str, *, quick: bool = False, data_home: str | 
                "best_validation": summaries, "minutes": minutes, "data": data,
                "header": demo.header(settings, seeds, minutes, devices).rstrip(),
                "table_keys": [list(k) for k in demo.table_keys],
-               "provenance": provenance(devices, minutes, quick=quick, seeds=seeds)}
+               "provenance": provenance(devices, minutes, quick=quick, seeds=seeds,
+                                        **({"full": True} if full else {}))}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))
     print("\n" + text, flush=True)
     return payload

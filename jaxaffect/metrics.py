@@ -44,7 +44,8 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def f1_from_confusion(cm: np.ndarray | Array) -> dict[str, float | np.ndarray]:
     """F1 summaries of a whole split from its confusion matrix (rows true, columns predicted).
 
-    Returns ``micro_f1``, ``macro_f1``, ``precision`` and ``recall`` (macro), ``accuracy``
+    Returns ``micro_f1``, ``macro_f1``, ``weighted_f1`` (per-class F1 weighted by support),
+    ``precision`` and ``recall`` (macro), ``accuracy``
     (floats) and ``per_class_f1``, ``per_class_precision``, ``per_class_recall``,
     ``support`` (numpy arrays of length C).
     """
@@ -64,6 +65,7 @@ def f1_from_confusion(cm: np.ndarray | Array) -> dict[str, float | np.ndarray]:
     return {
         "micro_f1": accuracy,
         "macro_f1": macro(f1),
+        "weighted_f1": float((f1 * support).sum() / support.sum()) if support.sum() > 0 else 0.0,
         "precision": macro(precision),
         "recall": macro(recall),
         "accuracy": accuracy,
@@ -77,7 +79,8 @@ def f1_from_confusion(cm: np.ndarray | Array) -> dict[str, float | np.ndarray]:
 def classification_metrics(labels: np.ndarray | Array, preds: np.ndarray | Array,
                            num_classes: int, class_names: Sequence[str] | None = None
                            ) -> dict[str, float]:
-    """Flat float metrics for logging: ``micro_f1``, ``macro_f1``, ``precision``, ``recall``,
+    """Flat float metrics for logging: ``micro_f1``, ``macro_f1``, ``weighted_f1``,
+    ``precision``, ``recall``,
     ``accuracy`` and ``f1/<class name>`` (names default to the class ids)."""
     names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
@@ -86,7 +89,8 @@ def classification_metrics(labels: np.ndarray | Array, preds: np.ndarray | Array
     preds = np.asarray(preds).reshape(-1)
     cm = np.asarray(confusion_matrix(jnp.asarray(labels), jnp.asarray(preds), num_classes))
     res = f1_from_confusion(cm)
-    out = {k: float(res[k]) for k in ("micro_f1", "macro_f1", "precision", "recall", "accuracy")}
+    out = {k: float(res[k]) for k in ("micro_f1", "macro_f1", "weighted_f1", "precision",
+                                      "recall", "accuracy")}
     out.update({f"f1/{n}": float(v) for n, v in zip(names, res["per_class_f1"], strict=True)})
     return out
 

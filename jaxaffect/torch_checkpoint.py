@@ -5,13 +5,16 @@ jaxaffect[convert]``), and a torch-free one for both torch.save formats -- the z
 >= 1.6) and the older stream of pickles followed by raw storages (what torch 1.1 writes). The
 torch-free reader unpickles only plain containers, numbers, strings, ``collections.OrderedDict``,
 ``torch._utils._rebuild_tensor_v2`` and ``torch.<Type>Storage``; any other global is refused, so
-a crafted file cannot run code. Families' converters map the resulting numpy state dicts onto
-their parameters.
+a crafted file cannot run code. A converter may name ``stand_ins``: inert classes that take the
+place of a few named non-tensor globals a code base's trainer pickles next to the weights (e.g. a
+config object); pickle only creates them and stores their arguments and state. Families'
+converters map the resulting numpy state dicts onto their parameters.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import pickle
@@ -95,9 +98,10 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickles torch.save data with an allow-list of globals; storages via ``storage_for``."""
 
-    def __init__(self, file, storage_for=None):
+    def __init__(self, file, storage_for=None, stand_ins: Mapping[str, type] | None = None):
         super().__init__(file)
         self._storage_for = storage_for
+        self._stand_ins = dict(stand_ins or {})
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("collections", "OrderedDict"):
@@ -106,6 +110,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _rebuild_tensor_v2
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
+        if f"{module}.{name}" in self._stand_ins:
+            return self._stand_ins[f"{module}.{name}"]
         raise CheckpointError(f"refusing to unpickle global {module}.{name}: only tensors, "
                               "storages and plain containers are allowed")
 
@@ -127,7 +133,7 @@ def _materialize(obj: Any) -> Any:
     return obj
 
 
-def _read_zip(path: str) -> Any:
+def _read_zip(path: str, stand_ins: Mapping[str, type] | None = None) -> Any:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
@@ -161,11 +167,11 @@ def _read_zip(path: str) -> Any:
                 storages[key] = st
             return storages[key]
 
-        obj = _RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), storage_for).load()
+        obj = _RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), storage_for, stand_ins).load()
     return _materialize(obj)
 
 
-def _read_legacy(path: str) -> Any:
+def _read_legacy(path: str, stand_ins: Mapping[str, type] | None = None) -> Any:
     with open(path, "rb") as f:
         try:
             magic = _RestrictedUnpickler(f).load()
@@ -189,7 +195,7 @@ def _read_legacy(path: str) -> Any:
                 raise CheckpointError(f"{path}: storage views are not supported")
             return roots.setdefault(key, _Storage(stype.dtype, numel))
 
-        obj = _RestrictedUnpickler(f, storage_for).load()
+        obj = _RestrictedUnpickler(f, storage_for, stand_ins).load()
         keys = _RestrictedUnpickler(f).load()
         if not isinstance(keys, (list, tuple)):
             raise CheckpointError(f"{path}: the storage key list is a {type(keys).__name__}")
@@ -219,16 +225,19 @@ def _check_count(path: str, numel: Any, what: str) -> int:
     return numel
 
 
-def read_torch_file(path: str) -> Any:
+def read_torch_file(path: str, *, stand_ins: Mapping[str, type] | None = None) -> Any:
     """Read a ``torch.save`` file without torch; tensors come back as numpy arrays.
 
+    ``stand_ins``: ``"module.name"`` -> an inert class unpickled in that global's place.
     Anything that is not a well-formed torch.save file raises CheckpointError naming `path`.
     """
     try:
         if zipfile.is_zipfile(path):
-            return _read_zip(path)
-        return _read_legacy(path)
-    except CheckpointError:
+            return _read_zip(path, stand_ins)
+        return _read_legacy(path, stand_ins)
+    except CheckpointError as e:
+        if not str(e).startswith(path):
+            raise CheckpointError(f"{path}: {e}") from None
         raise
     except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError, IndexError,
             struct.error, pickle.UnpicklingError, zipfile.BadZipFile, MemoryError) as e:
@@ -236,15 +245,21 @@ def read_torch_file(path: str) -> Any:
                               f"({type(e).__name__}: {e})") from None
 
 
-def _read_with_torch(path: str) -> Any:
+def _read_with_torch(path: str, stand_ins: Mapping[str, type] | None = None) -> Any:
     try:
         import torch
     except ImportError:
         raise CheckpointError("--reader torch needs torch (pip install 'jaxaffect[convert]'); "
                               "--reader builtin reads torch.save files without it") from None
 
+    allowed = [(cls, name) for name, cls in (stand_ins or {}).items()]
+    if allowed and not hasattr(torch.serialization, "safe_globals"):
+        raise CheckpointError(f"{path}: reading it with torch needs torch >= 2.5; "
+                              "--reader builtin reads it without torch")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with (torch.serialization.safe_globals(allowed) if allowed
+              else contextlib.nullcontext()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file (UnpicklingError, ...)
         raise CheckpointError(f"{path}: torch.load refused it ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
@@ -270,16 +285,20 @@ def _torch_available() -> bool:
     return True
 
 
-def read_state_dict(path: str, *, reader: str = "auto") -> tuple[dict[str, np.ndarray], dict]:
+def read_state_dict(path: str, *, reader: str = "auto",
+                    stand_ins: Mapping[str, type] | None = None
+                    ) -> tuple[dict[str, np.ndarray], dict]:
     """The model ``state_dict`` of a checkpoint as numpy arrays, and the other top-level entries
     that are plain values (e.g. ``{"epoch": 12}``). ``reader``: "torch", "builtin" or "auto"
-    (torch when importable)."""
+    (torch when importable). ``stand_ins``: see :func:`read_torch_file` (the torch reader
+    allow-lists the same classes under those names)."""
     if reader not in READERS:
         raise ValueError(f"unknown reader {reader!r}; expected one of {READERS}")
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint file not found")
     use_torch = reader == "torch" or (reader == "auto" and _torch_available())
-    ckpt = _read_with_torch(path) if use_torch else read_torch_file(path)
+    ckpt = (_read_with_torch(path, stand_ins) if use_torch
+            else read_torch_file(path, stand_ins=stand_ins))
     extra: dict = {}
     if isinstance(ckpt, Mapping) and "state_dict" in ckpt:
         extra = {k: v for k, v in ckpt.items()

@@ -239,7 +239,8 @@ def _gather_strings(values: np.ndarray) -> np.ndarray:
 # Fields a resumed run may change with `allow_config_change` (they change how long or how
 # often, not what is trained).
 RESUMABLE_FIELDS = ("training.num_epochs", "training.log_every_steps",
-                    "training.checkpoint_every_steps", "training.eval_every_epochs")
+                    "training.checkpoint_every_steps", "training.eval_every_epochs",
+                    "training.early_stop_evals")
 RUN_FILES = ("config.json", "checkpoints", "metrics.jsonl", "tensorboard", "train_summary.json",
              "training_curves.png")
 
@@ -303,6 +304,13 @@ def _non_finite_message(step: int, loss: float, ckpts: Checkpoints, ids: str) ->
     batch = f"; the batch held {ids}" if ids else ""
     return (f"{what}{batch}. The run stopped without saving this state; {kept}. Lower "
             "optimizer.learning_rate or set optimizer.grad_clip_norm and rerun.")
+
+
+def _patience_spent(best_step: int | None, step: int, eval_every: int, patience: int) -> bool:
+    """Whether `patience` evaluations (every `eval_every` steps) have passed since the best."""
+    if best_step is None or step % eval_every:
+        return False
+    return (step - best_step) // eval_every >= patience
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
@@ -377,14 +385,22 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     log_every = max(1, int(tcfg.log_every_steps))
     ckpt_every = int(tcfg.checkpoint_every_steps or 0)
     eval_every = max(1, int(tcfg.get("eval_every_epochs", 1))) * steps_per_epoch
+    patience = int(tcfg.get("early_stop_evals", 0) or 0)
     step = start
-    stopped_early = False
+    stopped_early = early_stopped = False
 
     def log_state() -> dict:
         return {"window": window, "seconds": time.perf_counter() - t_window}
 
     try:
         while step < total_steps:
+            if patience and _patience_spent(ckpts.best_step(), step, eval_every, patience):
+                # A function of the checkpointed best step: a resumed run stops at the same step.
+                bar.write(f"early stop at step {step}: validation {task.selection_metric()} "
+                          f"has not improved for {patience} evaluations (best: step "
+                          f"{ckpts.best_step()})")
+                early_stopped = True
+                break
             batch = next(data_iter, None)
             if batch is None:
                 raise RuntimeError(f"train data ran out at step {step} of {total_steps}")
@@ -431,8 +447,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         flag.restore_handlers()
     best_step = ckpts.best_step()
     summary: dict[str, Any] = {"workdir": str(workdir_path), "steps": step,
-                               "total_steps": total_steps, "finished": step >= total_steps,
-                               "stopped_early": stopped_early, "best_step": best_step}
+                               "total_steps": total_steps,
+                               "finished": step >= total_steps or early_stopped,
+                               "stopped_early": stopped_early, "early_stopped": early_stopped,
+                               "best_step": best_step}
     if best_step is not None:
         summary["best_validation"] = ckpts.best.metrics(best_step)
     ckpts.close()

@@ -26,7 +26,9 @@ def _ref(labels, preds, num_classes):
         f1s.append(f1), precs.append(prec), recs.append(rec), seen.append(tp + fp + fn > 0)
     idx = [c for c in range(num_classes) if seen[c]]
     acc = sum(1 for y, p in zip(labels, preds, strict=True) if y == p) / len(labels)
-    return {"f1": f1s, "macro_f1": sum(f1s[c] for c in idx) / len(idx),
+    support = [sum(1 for y in labels if y == c) for c in range(num_classes)]
+    weighted = sum(f * n for f, n in zip(f1s, support, strict=True)) / sum(support)
+    return {"f1": f1s, "weighted_f1": weighted, "macro_f1": sum(f1s[c] for c in idx) / len(idx),
             "precision": sum(precs[c] for c in idx) / len(idx),
             "recall": sum(recs[c] for c in idx) / len(idx), "accuracy": acc}
 
@@ -59,7 +61,7 @@ def test_f1_matches_python_reference(seed):
     res = f1_from_confusion(confusion_matrix(labels, preds, 5))
     ref = _ref(labels.tolist(), preds.tolist(), 5)
     np.testing.assert_allclose(res["per_class_f1"], ref["f1"], atol=1e-12)
-    for k in ("macro_f1", "precision", "recall", "accuracy"):
+    for k in ("macro_f1", "weighted_f1", "precision", "recall", "accuracy"):
         np.testing.assert_allclose(res[k], ref[k], atol=1e-12)
     np.testing.assert_allclose(res["micro_f1"], ref["accuracy"], atol=1e-12)
 
@@ -80,6 +82,7 @@ def test_classification_metrics_flat_dict():
     ref = _ref(labels.tolist(), preds.tolist(), 5)
     assert all(isinstance(v, float) for v in m.values())
     np.testing.assert_allclose(m["macro_f1"], ref["macro_f1"])
+    np.testing.assert_allclose(m["weighted_f1"], ref["weighted_f1"])
     np.testing.assert_allclose(m["micro_f1"], 5 / 8)
     for n, f in zip(names, ref["f1"], strict=True):
         np.testing.assert_allclose(m[f"f1/{n}"], f)

@@ -16,6 +16,7 @@ import grain
 import numpy as np
 
 from jaxaffect.data.hosts import HostView, host_share
+from jaxaffect.data.sampling import WeightedEpochs
 
 Transform = Callable[[Any, "np.random.Generator | None"], dict]
 
@@ -60,7 +61,8 @@ class _Apply:
 
 def make_batches(examples: Sequence[Any], *, batch_size: int, train: bool, seed: int,
                  num_epochs: int | None, process_index: int, process_count: int,
-                 transform: Transform, padding: dict) -> grain.MapDataset:
+                 transform: Transform, padding: dict,
+                 weights: np.ndarray | None = None) -> grain.MapDataset:
     """Host-local batches of `examples` (see the module docstring).
 
     `batch_size` is global; each of `process_count` hosts yields batch_size // process_count
@@ -70,6 +72,10 @@ def make_batches(examples: Sequence[Any], *, batch_size: int, train: bool, seed:
     do not depend on the process count. Evaluation (`train=False`): every example of the host
     (positions h, h + P, ...) comes once, in order, and the last batch is filled with `padding`
     (which must be marked invalid: padding["valid"] is False).
+
+    `weights` (training only, one per example): each epoch draws len(examples) examples with
+    replacement, proportionally to the weights (`jaxaffect.data.sampling.WeightedEpochs`),
+    instead of a shuffled pass.
     """
     if bool(np.asarray(padding.get("valid", True))):
         raise ValueError("padding example must have valid=False")
@@ -82,9 +88,13 @@ def make_batches(examples: Sequence[Any], *, batch_size: int, train: bool, seed:
     if train:
         # One global stream (shuffle and random transform indexed globally), then this host's
         # rows of each global batch: the batches do not depend on the process count.
-        ds = grain.MapDataset.source(share.positions.tolist()).shuffle(seed=seed)
-        if num_epochs != 1:
-            ds = ds.repeat(num_epochs)
+        if weights is not None:
+            ds = WeightedEpochs(share.positions, np.asarray(weights)[share.positions],
+                                seed=seed, num_epochs=num_epochs)
+        else:
+            ds = grain.MapDataset.source(share.positions.tolist()).shuffle(seed=seed)
+            if num_epochs != 1:
+                ds = ds.repeat(num_epochs)
         ds = ds.random_map(lambda i, rng: apply(i, rng), seed=seed + 1)
         view = HostView(ds, batch_size=batch_size, process_index=process_index,
                         process_count=process_count)

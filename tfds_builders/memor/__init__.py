@@ -1,0 +1,1 @@
+"""MEmoR (multimodal emotion reasoning, The Big Bang Theory) TFDS builder."""
