@@ -1,20 +1,17 @@
 """Train-step throughput of the PERR model: SMTA(transformer) vs the LSTM baseline, on CPU.
 
-Command and measured numbers (the 2-core CPU development machine, otherwise idle; jax 0.10.2,
-float32, defaults below, about 2 minutes):
-
     python benchmarks/smta_train_step.py
 
-    variant                compile_s   step_ms  examples/s
-    smta/transformer            10.1    2114.1         7.6
-    smta/transformer/scan       12.0    2916.9         5.5
-    lstm                         6.6    1232.4        13.0
+Every run prints a table (variant, compile seconds, step milliseconds, examples/s) and appends
+one JSON line (the figures of every variant + commit, CPU, cores, jax, arguments) to ``--out``;
+the README's Benchmarks section is rendered from the newest commit's lines by
+``python benchmarks/report.py`` (figures are never typed there or here).
 
 `smta/transformer` is the default implementation (one LSTM scan, then the attention of all
 steps at once); `/scan` runs the attention inside the scanned step, the same function.
 
-At these sizes a step is compute-bound (~40 GFLOP forward for SMTA(transformer), mostly the
-per-step transformer layer over 6 tokens and the five 1024->2048 temporal LSTM projections).
+At these sizes a step is compute-bound: most of the work is the per-step transformer layer
+over 6 tokens and the five 1024->2048 temporal LSTM projections.
 
 Assumed sizes (the available text of the paper does not give its feature sizes): 5 streams
 (person_a, person_b, background, audio, text), each 512-d; model width d = 512; T = 32 steps;
@@ -26,6 +23,7 @@ timed over ``--steps`` steps after ``--warmup`` steps, each step blocked on.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -36,6 +34,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from jaxaffect.demo_runner import provenance  # noqa: E402
 from jaxaffect.families.perr.erato_format import STREAMS  # noqa: E402
 from jaxaffect.families.perr.losses import perr_loss  # noqa: E402
 from jaxaffect.families.perr.model import PERRModel  # noqa: E402
@@ -89,6 +88,11 @@ def bench(model: PERRModel, batch: dict, warmup: int, steps: int, lr: float) -> 
             "examples_per_s": batch["labels"].shape[0] / dt}
 
 
+def host_memory_gib() -> float:
+    """The host's physical memory in GiB (the results record it next to the CPU model)."""
+    return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=16)
@@ -104,13 +108,17 @@ def main() -> None:
                         "attention/multihead,smta/transformer/scan")
     p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll factor")
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute (params float32)")
+    p.add_argument("--out", default="benchmarks/results/smta_train_step.jsonl",
+                   help="results file this run appends its JSON line to")
     args = p.parse_args()
+    t_start = time.perf_counter()
 
     batch = make_batch(args.batch, args.steps_t, args.input_dim, 5)
     print(f"devices={jax.devices()} B={args.batch} T={args.steps_t} "
           f"d_in={args.input_dim} d={args.hidden} streams={len(STREAMS)} "
           f"dtype={'bfloat16' if args.bf16 else 'float32'}")
     print(f"{'variant':<22}{'compile_s':>10}{'step_ms':>10}{'examples/s':>12}")
+    rows = []
     for variant in args.variants.split(","):
         parts = variant.split("/")
         fusion = parts[0]
@@ -123,6 +131,21 @@ def main() -> None:
         r = bench(model, batch, args.warmup, args.steps, args.lr)
         print(f"{variant:<22}{r['compile_s']:>10.1f}{r['step_ms']:>10.1f}"
               f"{r['examples_per_s']:>12.1f}", flush=True)
+        rows.append({"variant": variant, "compile_s": round(r["compile_s"], 2),
+                     "step_ms": round(r["step_ms"], 1),
+                     "examples_per_s": round(r["examples_per_s"], 2)})
+    result = provenance(str(jax.devices()), (time.perf_counter() - t_start) / 60,
+                        benchmark="smta_train_step", arguments=vars(args),
+                        memory_gib=host_memory_gib(),
+                        sizes={"batch": args.batch, "steps_t": args.steps_t,
+                               "input_dim": args.input_dim, "hidden": args.hidden,
+                               "streams": len(STREAMS), "classes": 5},
+                        dtype="bfloat16" if args.bf16 else "float32", variants=rows)
+    print(f"machine: {result['cpu']} ({result['cores']} cores), jax {result['jax']}, "
+          f"commit {result['commit']}; appended to {args.out}")
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "a") as f:
+        f.write(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ extractors: image 512 (CLIP ViT-B/32), motion 2048 (R3D), audio 128 (VGGish).
 
 Reported per configuration: parameter + optimizer-state bytes held by one device (from the
 arrays' shards), XLA's memory analysis of the compiled step (arguments, outputs, temporaries,
-per device), compile time and step time. Numbers are written as JSON lines to `--out` too.
+per device), compile time and step time (mean over `--steps` steps after one warm-up step).
+Every configuration appends one JSON line to `--out` (its figures + commit, CPU, cores, host
+memory, jax, arguments), also when it did not complete (the exit status: killed for host
+memory, or over `--timeout`); the README's Benchmarks section is rendered from the newest
+commit's lines by ``python benchmarks/report.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import os
 import subprocess
 import sys
 import time
+
+from jaxaffect.demo_runner import provenance
 
 CONFIGS = {  # (devices, fsdp)
     "1": [(1, 1)],
@@ -126,7 +132,8 @@ def run_one(model: str, devices: int, fsdp: int, steps: int, vocab: int, remat: 
     c.optimizer = ml_collections.ConfigDict({"name": "adam", "learning_rate": 1e-4,
                                              "weight_decay": 0.005, "decay_every_epochs": 0,
                                              "decay_factor": 0.1, "grad_clip_norm": 0.0})
-    c.training = ml_collections.ConfigDict({"batch_size": batch})
+    c.training = ml_collections.ConfigDict({"batch_size": batch, "num_epochs": 1,
+                                            "log_every_steps": 1})
     c.mesh = ml_collections.ConfigDict({"data": devices // fsdp, "fsdp": fsdp,
                                         "min_shard_size": 4096, "num_devices": devices})
     setup = Setup(c, steps_per_epoch=1)
@@ -158,7 +165,19 @@ def run_one(model: str, devices: int, fsdp: int, steps: int, vocab: int, remat: 
         "compile_s": round(compile_s, 1), "step_s": round(step_s, 3),
         "examples_per_s": round(batch / step_s, 2), "remat": remat, "bf16": bf16,
         "loss": float(metrics["loss"]), "platform": jax.devices()[0].platform,
+        "sizes": {"features": dims, "width": width, "layers": layers, "heads": heads,
+                  "segments": seg, "batch": batch, "comments": comments, "words": words,
+                  "decoder_layers": dec_layers, "vocab": vocab},
     }
+
+
+def _oom_kills() -> int | None:
+    """The kernel's count of out-of-memory kills so far (None where it is not readable)."""
+    try:
+        with open("/proc/vmstat") as f:
+            return next(int(x.split()[1]) for x in f if x.startswith("oom_kill "))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def _mib(n: int) -> str:
@@ -176,6 +195,9 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--small", action="store_true", help="tiny sizes (a smoke run)")
     p.add_argument("--out", default="benchmarks/results/tam_sharded_memory.jsonl")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds one configuration may run before it is stopped and recorded "
+                        "as not completed")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:  # one configuration in this process
@@ -199,20 +221,40 @@ def main() -> None:
                        "--steps", str(args.steps), "--vocab", str(args.vocab)]
                 cmd += ["--remat"] * args.remat + ["--bf16"] * args.bf16
                 cmd += ["--small"] * args.small
-                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-                if out.returncode or not lines:
+                t0, oom0 = time.perf_counter(), _oom_kills()
+                try:
+                    out = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                         timeout=args.timeout)
+                    code, stdout, stderr = out.returncode, out.stdout, out.stderr
+                except subprocess.TimeoutExpired as e:  # the child is killed
+                    code = None
+                    stdout, stderr = (x.decode(errors="replace") if isinstance(x, bytes)
+                                      else x or "" for x in (e.stdout, e.stderr))
+                lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
+                stamp = {"benchmark": "tam_sharded_memory", "arguments": vars(args),
+                         "memory_gib": round(os.sysconf("SC_PAGE_SIZE")
+                                             * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+                if code or not lines:
                     # e.g. -9: killed for host memory (8 simulated devices share one host)
-                    why = (f"exit code {out.returncode}"
-                           + (" (killed: out of host memory)" if out.returncode == -9 else ""))
-                    row = {"model": model, "devices": devices,
-                           "mesh": f"data={devices // fsdp} x fsdp={fsdp}", "error": why,
-                           "stderr_tail": out.stderr[-2000:]}
+                    oom = None if oom0 is None else _oom_kills() - oom0
+                    why = (f"stopped after {args.timeout:.0f} s (--timeout)" if code is None
+                           else f"exit code {code}"
+                           + (" (killed by the kernel's out-of-memory killer)"
+                              if code == -9 and oom else ""))
+                    row = provenance(f"{devices} cpu devices",
+                                     (time.perf_counter() - t0) / 60, **stamp, model=model,
+                                     devices_count=devices, fsdp=fsdp,
+                                     mesh=f"data={devices // fsdp} x fsdp={fsdp}",
+                                     error=why, oom_kills_during_run=oom,
+                                     stderr_tail=stderr[-2000:])
                     with open(args.out, "a") as f:
                         f.write(json.dumps(row) + "\n")
-                    print(f"{model:9s} {row['mesh']:18s} did not run: {why}", flush=True)
+                    print(f"{model:9s} {row['mesh']:18s} did not complete: {why}", flush=True)
                     continue
                 row = json.loads(lines[-1][len("RESULT "):])
+                row["devices_count"], row["fsdp"] = row.pop("devices"), fsdp
+                row = provenance(f"{devices} cpu devices", (time.perf_counter() - t0) / 60,
+                                 **stamp, **row)
                 rows.append(row)
                 with open(args.out, "a") as f:
                     f.write(json.dumps(row) + "\n")

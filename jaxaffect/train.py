@@ -330,6 +330,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     tcfg = config.training
     resuming = check_rerun(config, workdir_path, overwrite=overwrite,
                            allow_config_change=allow_config_change)
+    t_stage = time.perf_counter()
     setup = Setup(config)
     task = setup.task
     steps_per_epoch = setup.steps_per_epoch
@@ -345,6 +346,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     if task.num_examples("validation") == 0:
         raise ConfigError("the validation split is empty (model selection needs one); raise "
                           "data.validation_fraction or add examples")
+    lead = jax.process_index() == 0
+    if lead and progress:
+        print(f"data: train {task.num_examples('train')} / validation "
+              f"{task.num_examples('validation')} examples, batch {tcfg.batch_size}, "
+              f"{steps_per_epoch} steps per epoch x {tcfg.num_epochs} epochs "
+              f"({time.perf_counter() - t_stage:.1f} s)", flush=True)
     if jax.process_index() == 0:
         if overwrite and resuming:
             _clear_run(workdir_path)
@@ -367,8 +374,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
             window = [dict(m) for m in log_state["window"]]
             t_window -= float(log_state["seconds"])
     else:
+        t_stage = time.perf_counter()
         state = setup.init_state()
         start = 0
+        if lead and progress:
+            count = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
+            print(f"model: {count:,} parameters on {setup.mesh.size} device(s), initialised "
+                  f"in {time.perf_counter() - t_stage:.1f} s", flush=True)
+    t_train = time.perf_counter()
     writer = MetricWriter(workdir_path, resume_step=start if start else None)
     if start == 0:
         writer.write(0, {"param_count": sum(x.size for x in
@@ -454,6 +467,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     if best_step is not None:
         summary["best_validation"] = ckpts.best.metrics(best_step)
     ckpts.close()
+    if lead and progress:
+        sel = task.selection_metric()
+        best = summary.get("best_validation", {}).get(sel)
+        print(f"done: {step - start} steps in {(time.perf_counter() - t_train) / 60:.1f} min"
+              + (f"; best validation {sel}={best:.4f} at step {best_step}"
+                 if best is not None else ""), flush=True)
     if jax.process_index() == 0:
         from jaxaffect.plots import plot_training_curves
 

@@ -143,3 +143,14 @@ def test_weighted_batches_do_not_depend_on_the_process_count():
     assert len(one) == len(two) == 8
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
+
+
+def test_console_says_one_line_per_stage(tmp_path, capsys):
+    config = _config(0)
+    config.training.num_epochs = 1
+    train(config, str(tmp_path / "run"), progress=True)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("data: train 32 / validation 32 examples, batch 8, 4 steps per "
+                             "epoch x 1 epochs (")
+    assert out[1].startswith("model: 8 parameters on 1 device(s), initialised in ")
+    assert out[-1].startswith("done: 4 steps in ") and "best validation macro_f1=" in out[-1]

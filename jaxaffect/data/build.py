@@ -14,10 +14,15 @@ import importlib
 import os
 import pkgutil
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jaxaffect.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jaxaffect.data.release_files import Conversions
 
 BUILDERS_PACKAGE = "tfds_builders"
 FILE_FORMATS = ("tfrecord", "array_record")
@@ -181,6 +186,11 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
     missing file of the manual_dir raises a `jaxaffect.errors.FormatError` naming the file; a
     failed build leaves no partial directory behind. `allow` names what the user explicitly
     accepts (see `jaxaffect.data.release_files.ALLOWANCES`); nothing else is let through.
+
+    Arrays converted on the way (float64 features stored as float32, 0/1 integer masks stored
+    as bool) are counted: a successful build prints one `note:` line per kind on stderr, with
+    the count and the first array, and records them in its metadata.json
+    ("release_conversions").
     """
     with _allowances(allow):
         return _build(name, manual_dir, data_dir, file_format, num_shards=num_shards,
@@ -206,6 +216,25 @@ def _allowances(allow: tuple[str, ...]):
 
 def _build(name: str, manual_dir: str, data_dir: str, file_format: str, *,
            num_shards: int | None, config: str | None, overwrite: bool) -> str:
+    from jaxaffect.data.release_files import collect_conversions
+
+    # Arrays the release stores in another dtype than the build (float64 features, 0/1
+    # integer masks) are converted; one note per kind ends a successful build.
+    with collect_conversions(manual_dir) as conversions:
+        path, built = _build_collecting(name, manual_dir, data_dir, file_format,
+                                        num_shards=num_shards, config=config,
+                                        overwrite=overwrite, conversions=conversions)
+    if built:
+        for line in conversions.notes():
+            print(line, file=sys.stderr)
+    return path
+
+
+def _build_collecting(name: str, manual_dir: str, data_dir: str, file_format: str, *,
+                      num_shards: int | None, config: str | None, overwrite: bool,
+                      conversions: Conversions) -> tuple[str, bool]:
+    """(builder directory, whether this call wrote the build itself: not reused, and not
+    rebuilt by a nested call, which reports its own conversions)."""
     import tensorflow_datasets as tfds
 
     fmt = _normalise_format(file_format)
@@ -218,21 +247,23 @@ def _build(name: str, manual_dir: str, data_dir: str, file_format: str, *,
         prepared = builder.is_prepared()
     if prepared and overwrite:
         return _rebuild_beside(name, manual_dir, data_dir, fmt, num_shards, config,
-                               os.fspath(builder.data_dir))
+                               os.fspath(builder.data_dir)), False
     if prepared:
         existing = builder.info.file_format.value if builder.info.file_format else "tfrecord"
         if existing != fmt:
             raise ConfigError(
                 f"{builder.data_dir} already holds a complete {existing} build of {name!r}; "
                 f"it is kept. Use another data_dir, or --overwrite, for a {fmt} build.")
-        return os.fspath(builder.data_dir)
+        return os.fspath(builder.data_dir), False
+    # Written into metadata.json with the build (every builder here has a MetadataDict).
+    conversions.attach(builder.info.metadata)
     with quiet_tfds():
         builder.download_and_prepare(
             file_format=fmt,
             download_config=tfds.download.DownloadConfig(
                 manual_dir=os.fspath(manual_dir), num_shards=num_shards),
         )
-    return os.fspath(builder.data_dir)
+    return os.fspath(builder.data_dir), True
 
 
 def _rebuild_beside(name: str, manual_dir: str, data_dir: str, fmt: str,

@@ -9,10 +9,12 @@ points outside, unless symlinks are allowed).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +94,14 @@ def read_utf8(path: str | os.PathLike) -> str:
                           f"{e.start}); save the file as UTF-8") from None
 
 
-def float_array(x: Any, where: str, error: type[FormatError] = FormatError) -> np.ndarray:
+def float_array(x: Any, where: str, error: type[FormatError] = FormatError, *,
+                note: bool = True) -> np.ndarray:
     """A real floating-point feature array as float32; strings, objects, ints and non-finite
-    values are refused (ints are refused because they usually mean ids or a wrong array)."""
+    values are refused (ints are refused because they usually mean ids or a wrong array).
+
+    Another float dtype (float64, float16) is converted and, during a build, counted in the
+    build's conversion notes (`record_conversion`); `note=False` for arrays the reader made
+    itself (e.g. numbers parsed from JSON), whose dtype says nothing about the release."""
     arr = np.asarray(x)
     if not np.issubdtype(arr.dtype, np.floating):
         raise error(f"{where} must hold floating-point features, got dtype {arr.dtype}")
@@ -103,12 +110,15 @@ def float_array(x: Any, where: str, error: type[FormatError] = FormatError) -> n
     if arr.size and not np.all(np.isfinite(out)):
         beyond = " (finite in the file but beyond float32)" if np.all(np.isfinite(arr)) else ""
         raise error(f"{where} holds NaN or inf values{beyond}")
+    if note and arr.dtype != np.float32:
+        record_conversion(f"{arr.dtype} features", where)
     return out
 
 
 def mask_array(x: Any, where: str, error: type[FormatError] = FormatError) -> np.ndarray:
     """A presence mask as bool: bool arrays, or numbers that are exactly 0 or 1 (NaN, other
-    values and strings are refused rather than read as True)."""
+    values and strings are refused rather than read as True). Numbers are counted, during a
+    build, in its conversion notes (`record_conversion`)."""
     arr = np.asarray(x)
     if arr.dtype == np.bool_:
         return arr
@@ -118,7 +128,101 @@ def mask_array(x: Any, where: str, error: type[FormatError] = FormatError) -> np
     if not np.all(ok):
         bad = arr[~ok].ravel()[0].item()
         raise error(f"{where} must hold only 0/1 (or True/False), found {bad!r}")
+    record_conversion(f"{arr.dtype} masks", where)
     return arr.astype(bool)
+
+
+# ------------------------------------------------------------------------ conversion notes
+# `float_array` and `mask_array` convert what they accept (float64 features to float32, 0/1
+# numbers to bool). During a build (`jaxaffect.data.build.build_dataset`) each conversion is
+# counted per kind ("float64 features", "int64 masks"), distinct arrays only (a file read
+# twice counts once), with the first location; the build prints one note line per kind at its
+# end and records the counts in the build's metadata (CONVERSIONS_KEY). Outside a build
+# nothing is kept.
+CONVERSIONS_KEY = "release_conversions"
+
+
+class Conversions:
+    """The conversions of one build: kind -> {"count", "first", "stored_as"}. `root` (the
+    release folder) is stripped from the locations kept in the metadata; `metadata`, once
+    attached, receives the entry under CONVERSIONS_KEY as soon as there is one."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.kinds: dict[str, dict[str, Any]] = {}
+        self._seen: set[int] = set()  # hashes of (kind, where): a few bytes per array
+        self._metadata: MutableMapping[str, Any] | None = None
+        self._entry: dict[str, dict[str, Any]] = {}
+        # The release folder as given and as an absolute path: locations start with either.
+        self._roots = () if root is None else tuple(sorted(
+            {os.fspath(root).rstrip(os.sep) + os.sep, os.path.abspath(os.fspath(root)) + os.sep},
+            key=len, reverse=True))
+        self._lock = threading.Lock()
+
+    def record(self, kind: str, where: str) -> None:
+        with self._lock:
+            key = hash((kind, where))
+            if key in self._seen:
+                return
+            self._seen.add(key)
+            if kind in self.kinds:
+                self.kinds[kind]["count"] += 1
+                self._entry[kind]["count"] += 1
+                return
+            self.kinds[kind] = {"count": 1, "first": where}
+            first = next((where[len(r):] for r in self._roots if where.startswith(r)), where)
+            self._entry[kind] = {"count": 1, "first": first,
+                                 "stored_as": "bool" if kind.endswith("masks") else "float32"}
+            self._publish()
+
+    def attach(self, metadata: MutableMapping[str, Any] | None) -> None:
+        """Records the counts in `metadata` (a builder's `info.metadata`, written with the
+        build) from now on; None attaches nothing."""
+        with self._lock:
+            self._metadata = metadata
+            self._publish()
+
+    def _publish(self) -> None:
+        if self._metadata is not None and self._entry:
+            self._metadata[CONVERSIONS_KEY] = self._entry  # the same dict, kept up to date
+
+    def notes(self) -> list[str]:
+        """One line per kind, in the order first met."""
+        return [_note_line(kind, v["count"], v["first"]) for kind, v in self.kinds.items()]
+
+
+def _note_line(kind: str, count: int, first: str) -> str:
+    dtype, what = kind.rsplit(" ", 1)
+    many = count != 1
+    if what == "masks":
+        return (f"note: {count:,} {'masks were' if many else 'mask was'} {dtype} 0/1 "
+                f"(first: {first}); stored as bool")
+    beyond = (" (values beyond float32 would have been refused)"
+              if np.finfo(np.dtype(dtype)).max > np.finfo(np.float32).max else "")
+    return (f"note: {count:,} feature {'arrays were' if many else 'array was'} {dtype} in the "
+            f"release (first: {first}); stored as float32{beyond}")
+
+
+_active: Conversions | None = None
+
+
+def record_conversion(kind: str, where: str) -> None:
+    """Counts one converted array of `kind` at `where` in the running build's notes (nothing
+    outside a build)."""
+    collector = _active
+    if collector is not None:
+        collector.record(kind, where)
+
+
+@contextlib.contextmanager
+def collect_conversions(root: str | os.PathLike | None = None) -> Iterator[Conversions]:
+    """A fresh collector for the conversions made inside the block (one build); a nested block
+    (a build started within a build) has its own and leaves the outer one as it was."""
+    global _active
+    previous, _active = _active, Conversions(root)
+    try:
+        yield _active
+    finally:
+        _active = previous
 
 
 def read_npz(path: str | epath.PathLike, error: type[FormatError] = FormatError

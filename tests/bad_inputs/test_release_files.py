@@ -72,3 +72,36 @@ def test_a_misspelt_mask_name_is_refused_not_read_as_all_present(tmp_path):
     write_npz(tmp_path / "v.npz", {**arrays, "audio_msk": np.zeros(3, bool)})
     with pytest.raises(FormatError, match=r"v\.npz: unexpected arrays \['audio_msk'\]"):
         read_video(tmp_path / "v.npz")
+
+
+def test_conversions_are_counted_only_during_a_build_once_per_array():
+    rf.float_array(np.ones(2, np.float64), "outside.npz: stream 'a'")  # no build: not kept
+    with rf.collect_conversions("/release") as outer:
+        rf.float_array(np.ones(2, np.float64), "/release/a.npz: stream 'x'")
+        rf.float_array(np.ones(2, np.float64), "/release/a.npz: stream 'x'")  # read twice
+        rf.float_array(np.ones(2, np.float16), "/release/a.npz: stream 'y'")
+        rf.float_array(np.ones(2, np.float64), "tracks.json: boxes", note=False)
+        rf.float_array(np.ones(2, np.float32), "/release/b.npz: stream 'x'")
+        rf.mask_array(np.ones(2, bool), "/release/b.npz: mask 'x_mask'")
+        metadata: dict = {}
+        outer.attach(metadata)
+        with rf.collect_conversions() as inner:  # a nested build keeps its own
+            rf.mask_array(np.array([0, 1], np.uint8), "c.npz: mask 'z_mask'")
+        for i in range(1233):
+            rf.float_array(np.ones(1), f"/release/f{i}.npz: stream 'x'")
+        rf.mask_array(np.array([1, 0], np.int64), "/release/a.npz: mask 'x_mask'")
+    assert inner.notes() == ["note: 1 mask was uint8 0/1 (first: c.npz: mask 'z_mask'); "
+                             "stored as bool"]
+    assert outer.notes() == [
+        "note: 1,234 feature arrays were float64 in the release (first: /release/a.npz: "
+        "stream 'x'); stored as float32 (values beyond float32 would have been refused)",
+        "note: 1 feature array was float16 in the release (first: /release/a.npz: stream "
+        "'y'); stored as float32",
+        "note: 1 mask was int64 0/1 (first: /release/a.npz: mask 'x_mask'); stored as bool"]
+    assert metadata[rf.CONVERSIONS_KEY] == {
+        "float64 features": {"count": 1234, "first": "a.npz: stream 'x'",
+                             "stored_as": "float32"},
+        "float16 features": {"count": 1, "first": "a.npz: stream 'y'", "stored_as": "float32"},
+        "int64 masks": {"count": 1, "first": "a.npz: mask 'x_mask'", "stored_as": "bool"}}
+    rf.mask_array(np.array([1, 0], np.int64), "after.npz: mask")  # the build is over
+    assert outer.notes()[-1].startswith("note: 1 mask was int64")

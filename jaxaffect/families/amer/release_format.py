@@ -355,7 +355,8 @@ def read_vectors(path: PathLike) -> tuple[dict[str, np.ndarray], int | None]:
             if (not isinstance(value, list) or '"' in raw or "[" in raw[1:]
                     or any(word in raw for word in ("true", "false", "null"))):
                 raise MemorFormatError(f"{where}: expected a list of numbers")
-            vec = float_array(np.asarray(value, np.float64), where, error=MemorFormatError)
+            vec = float_array(np.asarray(value, np.float64), where, error=MemorFormatError,
+                              note=False)
             if dim is None:
                 dim = vec.size
             elif vec.size != dim:

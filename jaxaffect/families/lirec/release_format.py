@@ -448,7 +448,7 @@ def read_ftracks(path: PathLike) -> list[FaceTrack]:
             raise LirecFormatError(f"{path}: ftracks[{k}]: timestamps are not sorted")
         tracks.append(FaceTrack(arr[:, 0].astype(np.int64), times,
                                 float_array(arr[:, 2:], f"{path}: ftracks[{k}] boxes",
-                                            error=LirecFormatError)))
+                                            error=LirecFormatError, note=False)))
     return tracks
 
 

@@ -1,0 +1,271 @@
+"""README benchmark figures, rendered from the JSON lines the benchmarks append, never typed.
+
+A benchmark run appends one JSON line (figures + provenance: commit, CPU, cores, versions,
+arguments) to ``benchmarks/results/<name>.jsonl``. This script renders the runs of the newest
+commit in that file into the README between ``<!-- bench:<name> -->`` and
+``<!-- /bench:<name> -->``:
+
+    python benchmarks/report.py            # write
+    python benchmarks/report.py --check    # a test runs this: a hand edit fails it
+
+Benchmarks without markers are not rendered; markers without a results file are an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = "<!-- bench:{name} -->", "<!-- /bench:{name} -->"
+
+
+def _stamp(runs: list[dict]) -> str:
+    r = runs[-1]
+    memory = f", {r['memory_gib']} GiB" if r.get("memory_gib") else ""
+    return (f"Commit `{r['commit']}`, {r['cpu']} ({r['cores']} cores{memory}), jax {r['jax']}"
+            + (f", torch {r['torch']}" if r.get("torch") else "")
+            + f"; rendered from `benchmarks/results/{r['benchmark']}.jsonl` by "
+            "`python benchmarks/report.py`.")
+
+
+def render_amer_train_step(runs: list[dict]) -> str:
+    """One row per run: ours and the authors' PyTorch model side by side."""
+    lines = ["| our setting | ours samples/s | compile (s) | XLA GFLOP/step | authors' PyTorch "
+             "samples/s | ratio |", "|---|---|---|---|---|---|"]
+    for r in runs:
+        a = r.get("arguments", {})
+        setting = ("every person x segment encoded" if a.get("all_entries")
+                   else "audio/text once per segment (default)")
+        setting += ", bfloat16" if a.get("bf16") else ", float32"
+        theirs = r.get("theirs_samples_per_s")
+        lines.append(f"| {setting} | {r['ours_samples_per_s']:.1f} | {r['ours_compile_s']:.1f} | "
+                     f"{r['xla_flops_per_step'] / 1e9:.2f} | "
+                     + (f"{theirs:.1f} | {r['ratio']:.1f}x |" if theirs else "not measured | - |"))
+    s = runs[-1]["sizes"]
+    head = (f"`PYTHONPATH=. python benchmarks/amer_train_step.py [--all_entries]` (batch "
+            f"{s['batch']}, {s['persons']} persons x {s['segments']} segments, D_e={s['d_e']}, "
+            f"{s['classes']} classes, Adam with amsgrad as the authors' config; median of "
+            "alternating rounds). " + _stamp(runs))
+    out = head + "\n\n" + "\n".join(lines) + "\n"
+    flops = {(bool(r["arguments"].get("all_entries")), bool(r["arguments"].get("bf16"))):
+             r["xla_flops_per_step"] for r in runs}
+    saved = [f"{1 - flops[False, bf16] / flops[True, bf16]:.0%}"
+             + (" (bfloat16)" if bf16 else "") for bf16 in (False, True)
+             if (False, bf16) in flops and (True, bf16) in flops]
+    if saved:
+        out += ("\nEncoding audio and text once per segment removes " + ", ".join(saved)
+                + " of the XLA FLOPs per step of encoding every person x segment.\n")
+    return out
+
+
+SMTA_VARIANTS = {
+    "smta/transformer": "SMTA (transformer), default parallel implementation",
+    "smta/transformer/scan": "SMTA (transformer), attention inside the scan",
+    "lstm": "LSTM baseline",
+}
+
+
+def render_smta_train_step(runs: list[dict]) -> str:
+    """The newest run: one row per model variant."""
+    r = runs[-1]
+    a, s = r["arguments"], r["sizes"]
+    lines = ["| variant | compile (s) | step (ms) | examples/s |", "|---|---|---|---|"]
+    for v in r["variants"]:
+        name = SMTA_VARIANTS.get(v["variant"], f"`{v['variant']}`")
+        lines.append(f"| {name} | {v['compile_s']:.1f} | {v['step_ms']:.0f} | "
+                     f"{v['examples_per_s']:.1f} |")
+    head = (f"`python benchmarks/smta_train_step.py` ({s['streams']} streams of "
+            f"{s['input_dim']}-d features, d = {s['hidden']}, T = {s['steps_t']}, batch "
+            f"{s['batch']}, Adam, {r['dtype']}; one step = forward with dropout, Eq. 5 loss, "
+            f"gradient, update; mean of {a['steps']} timed steps after {a['warmup']} warm-up). "
+            + _stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+PIPELINE_FORMATS = {"tfrecord": "TFRecord (default)", "array_record": "ArrayRecord"}
+
+
+def render_input_pipeline(runs: list[dict]) -> str:
+    """The newest run: one row per file format."""
+    r = runs[-1]
+    a = r["arguments"]
+    lines = ["| format | train (shuffled) examples/s | eval examples/s | train ms/example | "
+             "`deserialize_example_np` alone (ms/example) | build (s) | split index pass (s) |",
+             "|---|---|---|---|---|---|---|"]
+    for f in r["formats"]:
+        build = "-" if f.get("build_s") is None else f"{f['build_s']:.1f}"
+        lines.append(f"| {PIPELINE_FORMATS.get(f['format'], f['format'])} | "
+                     f"{f['train_examples_per_s']:,.0f} | {f['eval_examples_per_s']:,.0f} | "
+                     f"{1e3 / f['train_examples_per_s']:.2f} | "
+                     f"{f['decode_ms_per_example']:.2f} | {build} | {f['index_s']:.1f} |")
+    source = (f"{a['num_clips']:,} random clips, 5 streams of {a['dim']}-d, T up to "
+              f"{a['max_t']}" if not a.get("builder_dir") else "existing builds")
+    head = (f"`python benchmarks/input_pipeline.py --num_clips={a['num_clips']} "
+            f"--max_t={a['max_t']} --dim={a['dim']} --batch_size={a['batch_size']}` ({source}, "
+            f"batch {a['batch_size']}, {a['num_batches']} batches after 3 warm-up batches, no "
+            f"tensorflow in the reader; decoding timed alone over {a['decode_examples']} "
+            "records already in memory). " + _stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _tam_mesh(row: dict) -> str:
+    devices, fsdp = row["devices_count"], row["fsdp"]
+    if devices == 1:
+        return "1 device"
+    if fsdp == 1:
+        return f"{devices} devices, data {devices}"
+    if fsdp == devices:
+        return f"{devices} devices, fsdp {fsdp}"
+    return f"{devices} devices, data {devices // fsdp} x fsdp {fsdp}"
+
+
+def _tam_command(a: dict) -> tuple[str, str]:
+    """(the options every configuration shares, the options choosing the configuration)."""
+    common = f"python benchmarks/tam_sharded_memory.py --steps {a['steps']}"
+    common += f" --vocab {a['vocab']}" if a["vocab"] != 21128 else ""
+    common += " --remat" * bool(a["remat"]) + " --bf16" * bool(a["bf16"])
+    common += " --small" * bool(a["small"])
+    common += f" --timeout {a['timeout']:.0f}" if a.get("timeout") else ""
+    chosen = f"--model {a['model']}" if a["model"] != "both" else ""
+    chosen += f" --devices {a['devices']}" if a["devices"] != "both" else ""
+    chosen += f" --fsdp {a['fsdp']}" if a.get("fsdp") is not None else ""
+    return common, chosen.strip()
+
+
+def render_tam_sharded_memory(runs: list[dict]) -> str:
+    """The newest line per (model, devices, fsdp): one row per configuration; those that did not
+    complete say so, with the exit status under the table."""
+    newest = {(r["model"], r["devices_count"], r["fsdp"]): r for r in runs}
+    order = {"finetune": 0, "pretrain": 1}
+    rows = sorted(newest.values(), key=lambda r: (order.get(r["model"], 2), r["model"],
+                                                  r["devices_count"], r["fsdp"]))
+    params = {r["model"]: r["params"] for r in rows if "params" in r}
+    single = {r["model"]: r for r in rows if "params" in r and r["devices_count"] == 1}
+
+    def mib(n: int) -> str:
+        return f"{n / 2**20:.1f} MiB"
+
+    lines = ["| model | mesh | parameters | param + optimizer / device | XLA arguments | "
+             "XLA temporaries | compile (s) | step (s) |", "|---|---|---|---|---|---|---|---|"]
+    notes, ratios = [], []
+    for r in rows:
+        count = f"{params[r['model']] / 1e6:.1f} M" if r["model"] in params else "-"
+        if "error" in r:
+            lines.append(f"| {r['model']} | {_tam_mesh(r)} | {count} | did not complete | - | "
+                         "- | - | - |")
+            note = f"{r['model']}, {_tam_mesh(r)}: {r['error']}"
+            one = single.get(r["model"])
+            if "out-of-memory" in r["error"] and one and r["fsdp"] == 1:
+                state = one["param_and_optimizer_bytes_per_device"] / 2**30
+                note += (f"; {r['devices_count']} replicated copies of the 1-device row's "
+                         f"{state:.1f} GiB of parameter + optimizer state alone are "
+                         f"{r['devices_count'] * state:.1f} GiB, before temporaries, and all "
+                         f"simulated devices share the host's {r['memory_gib']} GiB")
+            notes.append(note)
+            continue
+        lines.append(f"| {r['model']} | {_tam_mesh(r)} | {count} | "
+                     f"{mib(r['param_and_optimizer_bytes_per_device'])} | "
+                     f"{mib(r['xla_argument_bytes'])} | {mib(r['xla_temp_bytes'])} | "
+                     f"{r['compile_s']:.1f} | {r['step_s']:.1f} |")
+        one = single.get(r["model"])
+        if one and r["devices_count"] > 1 and r["fsdp"] == r["devices_count"]:
+            a = one["param_and_optimizer_bytes_per_device"]
+            b = r["param_and_optimizer_bytes_per_device"]
+            ratios.append(f"{r['model']} {a / 2**20:.0f} -> {b / 2**20:.0f} MiB, "
+                          f"{a / b:.1f}x with `mesh.fsdp={r['fsdp']}`")
+    last = rows[-1]
+    s = next((r["sizes"] for r in reversed(rows) if "sizes" in r), None)
+    commands = list(dict.fromkeys(_tam_command(r["arguments"]) for r in rows))
+    if len(commands) == 1:
+        head = "`" + " ".join(commands[0]).strip() + "`"
+    elif len({c for c, _ in commands}) == 1:
+        head = (f"`{commands[0][0]}`, run once per configuration with "
+                + ", ".join(f"`{x}`" for _, x in commands))
+    else:
+        head = "Run as " + ", ".join("`" + " ".join(c).strip() + "`" for c in commands)
+    if s:
+        f = s["features"]
+        head += (f" (d = {s['width']}, {s['layers']} CTM layers, {s['heads']} heads, T = "
+                 f"{s['segments']} segments x {len(f)} streams of "
+                 + " / ".join(str(d) for d in f.values())
+                 + f"-d features, batch {s['batch']}; pretrain adds the {s['decoder_layers']}"
+                 f"-layer video-TSC decoder, {s['comments']} comments of {s['words']} words per "
+                 f"video and a {s['vocab']:,}-word vocabulary; "
+                 + ("bfloat16" if last.get("bf16") else "float32")
+                 + (", remat" if last.get("remat") else ", no remat")
+                 + f"; step time is the mean of {last['arguments']['steps']} "
+                 + ("step" if last["arguments"]["steps"] == 1 else "steps")
+                 + " after one warm-up step)")
+    minutes = sum(r.get("wall_minutes", 0.0) for r in rows)
+    head += f"; {minutes:.1f} min wall time in all. " + _stamp(rows)
+    out = head + "\n\n" + "\n".join(lines) + "\n"
+    if ratios:
+        out += ("\nParameter + optimizer bytes per device, 1 device -> fsdp: "
+                + "; ".join(ratios) + ".\n")
+    if notes:
+        out += "\nDid not complete: " + "; ".join(notes) + ".\n"
+    return out
+
+
+RENDERERS: dict[str, Callable[[list[dict]], str]] = {
+    "amer_train_step": render_amer_train_step,
+    "smta_train_step": render_smta_train_step,
+    "input_pipeline": render_input_pipeline,
+    "tam_sharded_memory": render_tam_sharded_memory,
+}
+
+
+def latest_runs(path: Path) -> list[dict]:
+    """The runs of the newest commit in a results file (in file order)."""
+    runs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    if not runs:
+        raise ValueError(f"{path}: no runs")
+    commit = runs[-1]["commit"]
+    return [r for r in runs if r["commit"] == commit]
+
+
+def update(readme: Path, results: Path, *, check: bool = False) -> list[str]:
+    """Renders every marked benchmark; returns the names whose block changed (with `check`,
+    nothing is written)."""
+    text = readme.read_text()
+    changed = []
+    for name in re.findall(r"<!-- bench:([\w-]+) -->", text):
+        if name not in RENDERERS:
+            raise ValueError(f"{readme}: no renderer for benchmark {name!r}")
+        path = results / f"{name}.jsonl"
+        if not path.exists():
+            raise ValueError(f"{readme}: benchmark {name!r} is marked but {path} is missing")
+        block = RENDERERS[name](latest_runs(path))
+        start, end = START.format(name=name), END.format(name=name)
+        a, b = text.index(start) + len(start), text.index(end)
+        if text[a:b] != "\n" + block:
+            changed.append(name)
+            text = text[:a] + "\n" + block + text[b:]
+    if changed and not check:
+        readme.write_text(text)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--readme", default=str(REPO / "README.md"))
+    p.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
+    p.add_argument("--check", action="store_true", help="fail when a block is not current")
+    args = p.parse_args(argv)
+    changed = update(Path(args.readme), Path(args.results), check=args.check)
+    if args.check and changed:
+        print(f"stale benchmark blocks: {changed}; run python benchmarks/report.py",
+              file=sys.stderr)
+        return 1
+    for name in changed:
+        print(f"rendered {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

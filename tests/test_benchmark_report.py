@@ -1,0 +1,147 @@
+"""README benchmark blocks are rendered from the committed results files (never typed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("bench_report", REPO / "benchmarks" / "report.py")
+report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(report)
+
+
+def test_readme_blocks_are_current():
+    assert report.update(REPO / "README.md", REPO / "benchmarks" / "results", check=True) == []
+
+
+def _run(commit: str, ours: float, theirs: float | None, **args) -> dict:
+    r = {"benchmark": "amer_train_step", "commit": commit, "cpu": "CPU", "cores": 2,
+         "jax": "0.x", "torch": "2.x" if theirs else None, "arguments": args,
+         "sizes": {"batch": 8, "persons": 3, "segments": 3, "d_e": 128, "classes": 9},
+         "ours_samples_per_s": ours, "ours_compile_s": 1.0, "xla_flops_per_step": 2e9}
+    if theirs:
+        r.update(theirs_samples_per_s=theirs, ratio=ours / theirs)
+    return r
+
+
+def test_only_the_newest_commit_is_rendered_and_hand_edits_fail(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    runs = [_run("old", 7.7, 3.3), _run("new", 200.0, 40.0), _run("new", 150.0, None,
+                                                                   all_entries=True)]
+    runs[2]["xla_flops_per_step"] = 4e9
+    (results / "amer_train_step.jsonl").write_text("\n".join(json.dumps(r) for r in runs))
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- bench:amer_train_step -->\n<!-- /bench:amer_train_step -->\n")
+    assert report.update(readme, results) == ["amer_train_step"]
+    text = readme.read_text()
+    assert "| 200.0 |" in text and "5.0x" in text and "not measured" in text
+    assert "Commit `new`" in text and "7.7" not in text and "3.3" not in text
+    assert "removes 50% of the XLA FLOPs" in text
+    assert report.update(readme, results, check=True) == []
+    readme.write_text(text.replace("200.0", "250.0"))
+    assert report.main(["--readme", str(readme), "--results", str(results), "--check"]) == 1
+
+
+def test_marker_without_results_is_an_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:amer_train_step -->\n<!-- /bench:amer_train_step -->\n")
+    with pytest.raises(ValueError, match="missing"):
+        report.update(readme, tmp_path)
+
+
+def _stamped(benchmark: str, commit: str = "new", **fields) -> dict:
+    return {"benchmark": benchmark, "commit": commit, "cpu": "CPU", "cores": 2, "jax": "0.x",
+            "memory_gib": 23.5, **fields}
+
+
+def _render(tmp_path, name: str, runs: list[dict]) -> str:
+    results = tmp_path / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in runs) + "\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"x\n<!-- bench:{name} -->\nhand typed 1.0\n<!-- /bench:{name} -->\ny\n")
+    assert report.update(readme, results) == [name]
+    assert report.update(readme, results, check=True) == []
+    text = readme.read_text()
+    assert text.startswith("x\n") and text.endswith(f"<!-- /bench:{name} -->\ny\n")
+    assert "hand typed" not in text and "Commit `new`, CPU (2 cores, 23.5 GiB)" in text
+    return text
+
+
+def test_smta_renders_the_newest_run(tmp_path):
+    def run(commit, factor):
+        return _stamped(
+            "smta_train_step", commit, dtype="float32",
+            arguments={"steps": 5, "warmup": 1},
+            sizes={"batch": 16, "steps_t": 32, "input_dim": 512, "hidden": 512, "streams": 5,
+                   "classes": 5},
+            variants=[{"variant": "smta/transformer", "compile_s": 6.81, "step_ms": 1572.1,
+                       "examples_per_s": 10.18 * factor},
+                      {"variant": "lstm", "compile_s": 4.0, "step_ms": 900.4,
+                       "examples_per_s": 17.77}])
+
+    text = _render(tmp_path, "smta_train_step", [run("old", 9.0), run("new", 1.0)])
+    assert "| SMTA (transformer), default parallel implementation | 6.8 | 1572 | 10.2 |" in text
+    assert "| LSTM baseline | 4.0 | 900 | 17.8 |" in text
+    assert "91.6" not in text and "batch 16" in text and "mean of 5 timed steps" in text
+
+
+def test_input_pipeline_renders_both_formats(tmp_path):
+    fmt = {"build_s": 9.5, "index_s": 1.31, "train_examples_per_s": 938.4,
+           "eval_examples_per_s": 1841.2, "decode_ms_per_example": 1.034}
+    run = _stamped("input_pipeline", manual_dir_s=2.0,
+                   arguments={"num_clips": 2000, "max_t": 35, "dim": 64, "batch_size": 32,
+                              "num_batches": 40, "decode_examples": 500, "builder_dir": None},
+                   formats=[{"format": "tfrecord", **fmt},
+                            {"format": "array_record", **fmt, "build_s": None}])
+    text = _render(tmp_path, "input_pipeline", [run])
+    assert "--num_clips=2000 --max_t=35 --dim=64 --batch_size=32`" in text
+    assert "| TFRecord (default) | 938 | 1,841 | 1.07 | 1.03 | 9.5 | 1.3 |" in text
+    assert "| ArrayRecord | 938 | 1,841 | 1.07 | 1.03 | - | 1.3 |" in text
+
+
+def _tam(model, devices, fsdp, state_mib=None, **args):
+    r = _stamped("tam_sharded_memory", model=model, devices_count=devices, fsdp=fsdp,
+                 arguments={"steps": 1, "model": model, "devices": str(devices),
+                            "fsdp": fsdp if devices > 1 else None, "vocab": 21128,
+                            "remat": False, "bf16": False, "small": False, "timeout": 540.0,
+                            **args})
+    if state_mib is None:
+        r["error"] = "exit code -9 (killed by the kernel's out-of-memory killer)"
+        return r
+    b = int(state_mib * 2**20)
+    r.update(params=136_700_000 if model == "finetune" else 244_700_000,
+             param_and_optimizer_bytes_per_device=b, xla_argument_bytes=b + 2**20,
+             xla_temp_bytes=2 * b, compile_s=12.5, step_s=14.12, remat=False, bf16=False,
+             sizes={"features": {"image": 512, "motion": 2048, "audio": 128}, "width": 768,
+                    "layers": 12, "heads": 12, "segments": 64, "batch": 8, "comments": 16,
+                    "words": 16, "decoder_layers": 8, "vocab": 21128})
+    return r
+
+
+def test_tam_rows_ratios_and_configurations_that_did_not_complete(tmp_path):
+    runs = [_tam("pretrain", 8, 8, 350.0), _tam("finetune", 1, 1, 9999.0),
+            _tam("finetune", 8, 8, 200.0), _tam("finetune", 1, 1, 1600.0),
+            _tam("pretrain", 1, 1, 2800.0), _tam("pretrain", 8, 1)]
+    text = _render(tmp_path, "tam_sharded_memory", runs)
+    rows = [x for x in text.splitlines() if x.startswith("| finetune") or
+            x.startswith("| pretrain")]
+    assert [x.split(" | ")[1] for x in rows] == ["1 device", "8 devices, fsdp 8", "1 device",
+                                                 "8 devices, data 8", "8 devices, fsdp 8"]
+    assert rows[0] == ("| finetune | 1 device | 136.7 M | 1600.0 MiB | 1601.0 MiB | 3200.0 MiB "
+                       "| 12.5 | 14.1 |")  # the newest line of a configuration
+    assert rows[3] == ("| pretrain | 8 devices, data 8 | 244.7 M | did not complete | - | - | "
+                       "- | - |")
+    assert "finetune 1600 -> 200 MiB, 8.0x with `mesh.fsdp=8`" in text
+    assert "pretrain 2800 -> 350 MiB, 8.0x" in text and "9999" not in text
+    assert "pretrain, 8 devices, data 8: exit code -9" in text
+    assert "8 replicated copies of the 1-device row's 2.7 GiB" in text and "21.9 GiB" in text
+    assert ("`python benchmarks/tam_sharded_memory.py --steps 1 --timeout 540`, run once per "
+            "configuration with `--model finetune --devices 1`, `--model finetune --devices 8 "
+            "--fsdp 8`, ") in text and "`--model pretrain --devices 8 --fsdp 1`, " in text
+    assert "21,128-word vocabulary" in text
