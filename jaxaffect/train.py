@@ -103,8 +103,12 @@ class Setup:
         self.task: Task = get_task(config)
         self.model = self.task.make_model()
         if steps_per_epoch is None:
-            steps_per_epoch = max(1, self.task.num_examples("train")
-                                  // config.training.batch_size)
+            try:
+                n_train = self.task.num_examples("train")
+            except (KeyError, ValueError) as e:
+                reason = str(e.args[0]) if e.args else type(e).__name__
+                raise ConfigError(f"no usable train split: {reason}") from None
+            steps_per_epoch = max(1, n_train // config.training.batch_size)
         self.steps_per_epoch = steps_per_epoch
         dummy = self.task.dummy_batch(1)
         abstract_params = jax.eval_shape(
@@ -313,6 +317,24 @@ def _patience_spent(best_step: int | None, step: int, eval_every: int, patience:
     return (step - best_step) // eval_every >= patience
 
 
+def _check_validation_split(config: ml_collections.ConfigDict, task: Task) -> None:
+    """Refuses, in one line, a run whose validation split is missing or empty (model
+    selection needs one); the hint names the setting this config has for it."""
+    if "validation_fraction" in config.data:
+        hint = "raise data.validation_fraction or add examples"
+    else:
+        hint = ("add examples to the build's validation split (this config carves no "
+                "validation examples of its own)")
+    try:
+        count = task.num_examples("validation")
+    except (KeyError, ValueError) as e:
+        reason = str(e.args[0]) if e.args else type(e).__name__
+        raise ConfigError(f"no usable validation split (model selection needs one): "
+                          f"{reason}; {hint}") from None
+    if count == 0:
+        raise ConfigError(f"the validation split is empty (model selection needs one); {hint}")
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
           stop_after_steps: int | None = None, overwrite: bool = False,
           allow_config_change: bool = False) -> dict[str, Any]:
@@ -343,9 +365,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     except ValueError as e:
         raise ConfigError(f"split 'train' with training.batch_size={tcfg.batch_size}: {e}"
                           ) from None
-    if task.num_examples("validation") == 0:
-        raise ConfigError("the validation split is empty (model selection needs one); raise "
-                          "data.validation_fraction or add examples")
+    _check_validation_split(config, task)
     lead = jax.process_index() == 0
     if lead and progress:
         print(f"data: train {task.num_examples('train')} / validation "

@@ -1,7 +1,7 @@
 """What the builder READMEs' "Small datasets" paragraphs state, checked on each builder's
 dummy data (a tiny release) with the default config: a training batch larger than the train
-split, and an empty (or absent) validation split, are refused before the workdir exists; the
-message names what to change."""
+split, and an empty (or absent) validation split, are refused before the workdir exists with
+one ConfigError line (what the CLI prints) that names what to change."""
 
 from __future__ import annotations
 
@@ -71,8 +71,10 @@ def test_ekman6_batch_then_class_list_carve(tmp_path):
 
 def test_bilibili_tsc_hash_carve(tmp_path):
     builder_dir = _build("bilibili_tsc", tmp_path)
-    _refused("configs/tam/pretrain.py", builder_dir, tmp_path, ValueError,
-             "split 'validation' is empty (data.validation_fraction=0.05)", batch_size=1)
+    _refused("configs/tam/pretrain.py", builder_dir, tmp_path, ConfigError,
+             "no usable validation split (model selection needs one): split 'validation' is "
+             "empty (data.validation_fraction=0.05); raise data.validation_fraction",
+             batch_size=1)
 
 
 def test_lirec_without_val_movies(tmp_path):
@@ -84,8 +86,9 @@ def test_lirec_without_val_movies(tmp_path):
 
     builder_dir = _build("moviegraphs_lirec", tmp_path, no_val)
     assert split_names(builder_dir) == ["test", "train"]
-    _refused("configs/lirec/interactions.py:data=moviegraphs", builder_dir, tmp_path, KeyError,
-             "no split 'validation' (has ['test', 'train'])", batch_size=1)
+    _refused("configs/lirec/interactions.py:data=moviegraphs", builder_dir, tmp_path,
+             ConfigError, "no split 'validation' (has ['test', 'train']); add examples to the "
+             "build's validation split", batch_size=1)
 
 
 def test_memor_without_validation_clips(tmp_path):
@@ -100,5 +103,6 @@ def test_memor_without_validation_clips(tmp_path):
 
     builder_dir = _build("memor", tmp_path, no_validation_clip, config="official")
     assert load_metadata(builder_dir)["empty_splits"] == ["validation"]
-    _refused("configs/amer/amer.py:data=memor", builder_dir, tmp_path, KeyError,
-             "no split 'validation' (has ['test', 'train'])", batch_size=1)
+    _refused("configs/amer/amer.py:data=memor", builder_dir, tmp_path, ConfigError,
+             "no split 'validation' (has ['test', 'train']); add examples to the build's "
+             "validation split", batch_size=1)

@@ -146,8 +146,9 @@ class ParallelSMTAFusion(_SMTAStage):
     In Sec. 4.2 the attention output g^m_t never feeds back into the recurrence (the LSTM reads
     f_t and its own state only), so all h~_t can be computed by one LSTM scan first and A_t Z_t
     then evaluated for every step at once. With the same parameters the outputs equal those of
-    the step-by-step cell (tested); only dropout draws differ. Faster to compile and to run
-    (benchmarks/smta_train_step.py).
+    the step-by-step cell (tested); only dropout draws differ. Which of the two runs faster
+    depends on shapes and machine: `benchmarks/smta_train_step.py` times both side by side
+    and the README shows its latest figures.
     """
 
     @nn.compact
@@ -218,7 +219,7 @@ class PERRModel(nn.Module):
     stream_names: tuple[str, ...] = STREAMS
     dtype: Any = jnp.float32
     scan_unroll: int = 1
-    # "parallel": LSTM scan, then the attention of every step at once (same function, faster);
+    # "parallel": LSTM scan, then the attention of every step at once (same function);
     # "scan": the attention inside the scanned cell, step by step as drawn in the paper's Fig. 5.
     smta_impl: str = "parallel"
 
