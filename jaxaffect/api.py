@@ -75,5 +75,6 @@ def load(workdir: str, checkpoint: str = "best") -> TrainedModel:
 
 
 def predict(workdir: str, features: str, checkpoint: str = "best") -> dict[str, Any]:
-    """`jaxaffect predict`: the prediction for one clip's feature file."""
+    """`jaxaffect predict`: the prediction for one clip's file (a feature file, or a video
+    file for a task that reads raw media such as AV-CPNet)."""
     return load(workdir, checkpoint).predict_file(features)

@@ -184,11 +184,12 @@ def _print_seed_table(agg: dict, split: str, runs: str) -> None:
 
 
 def cmd_predict(args, overrides) -> int:
-    from jaxaffect.evaluate import predict_file
+    from jaxaffect.evaluate import TrainedModel
 
     del overrides
-    result = predict_file(args.workdir, args.features, args.checkpoint)
-    print(f"{args.features}: {result['prediction']}")
+    path, kind = (args.video, "video") if args.video else (args.features, "features")
+    result = TrainedModel(args.workdir, args.checkpoint).predict_file(path, kind)
+    print(f"{path}: {result['prediction']}")
     for name, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:10s} {p:.4f}")
     if args.json:
@@ -339,12 +340,18 @@ def build_parser() -> argparse.ArgumentParser:
                            help="best (by the validation metric) or latest checkpoint")
         t.set_defaults(fn=fn)
 
-    pr = sub.add_parser("predict", help="predict one clip's feature file with a trained run",
-                        description="Predicts one clip's feature file with a trained run and "
-                        "prints the class probabilities (or regression values).")
+    pr = sub.add_parser("predict", help="predict one clip (feature file or video) with a "
+                                        "trained run",
+                        description="Predicts one clip with a trained run and prints the class "
+                        "probabilities (or regression values): a feature file for the "
+                        "feature-based families, a video file for AV-CPNet.")
     pr.add_argument("--workdir", required=True,
                     help="a training run's folder (with --seeds runs: <workdir>/seed_<k>)")
-    pr.add_argument("--features", required=True, help="a per-clip .npz in the builder's layout")
+    source = pr.add_mutually_exclusive_group(required=True)
+    source.add_argument("--features", help="a per-clip .npz in the builder's layout")
+    source.add_argument("--video", help="a video file (mp4, webm, mkv, ...) for a task that "
+                                        "reads raw media (AV-CPNet); decoded and sampled as "
+                                        "at evaluation")
     pr.add_argument("--checkpoint", default="best", choices=["best", "latest"],
                     help="best (by the validation metric) or latest checkpoint")
     pr.add_argument("--json", action="store_true", help="also print the result as JSON")

@@ -91,12 +91,21 @@ class TrainedModel:
             batch["valid"] = np.ones((n,), bool)
         return jax.device_get(self._predict(self.params, batch))
 
-    def predict_file(self, features: str) -> dict[str, Any]:
-        """Predicts one clip's feature file (the builder's per-clip layout)."""
+    def predict_file(self, features: str, kind: str | None = None) -> dict[str, Any]:
+        """Predicts one clip from a file: a feature file in the builder's per-clip layout, or
+        a video file for tasks that read raw media (`Task.input_kind == "video"`). `kind`
+        ("features" or "video"), when given, must match what the task reads."""
         task = self.task
         if not hasattr(task, "load_clip"):
             raise ConfigError(f"`predict` on one file is not available for task "
                               f"{self.config.task!r}; use `jaxaffect eval` on a built dataset")
+        reads = getattr(task, "input_kind", "features")
+        if kind is not None and kind != reads:
+            flag = "--video" if reads == "video" else "--features"
+            raise ConfigError(f"task {self.config.task!r} predicts from {reads} files: pass "
+                              f"{flag} (not --{kind})")
+        if not Path(features).is_file():
+            raise FileNotFoundError(f"{features}: no such file")
         batch = task.load_clip(features)
         _refuse_empty_masks(features, batch)
         out = self.predict(batch)

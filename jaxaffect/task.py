@@ -24,6 +24,9 @@ class Task(abc.ABC):
 
     #: keys of a batch that stay on the host (strings, ids); everything else goes to devices.
     host_keys: tuple[str, ...] = ()
+    #: what `load_clip(path)` (when a task has it) reads: "features" (a per-clip feature file
+    #: in the builder's layout) or "video" (a raw media file); `predict` checks the flag.
+    input_kind: str = "features"
 
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
@@ -52,6 +55,13 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def init_variables(self, model: nn.Module, rng: jax.Array, batch: Batch) -> Any:
         """Pure: model variables (a dict with 'params') from a device batch."""
+
+    def initial_params(self, params: Any) -> Any | None:
+        """Once, before the first step of a fresh run: the initial parameters (`params`, the
+        random ones, possibly on devices) with parts replaced from files (e.g. a converted
+        pretrained backbone) as host arrays, or None to keep them. Not called on resume."""
+        del params
+        return None
 
     @abc.abstractmethod
     def loss(self, model: nn.Module, params: Any, batch: Batch, rng: jax.Array,

@@ -137,14 +137,20 @@ class Setup:
     def init_state(self) -> TrainState:
         """Parameters are created already sharded: jit(init) with out_shardings.
 
-        With `config.init_from.workdir` set, the named subtrees then come from that run's
-        checkpoint (fine-tuning from pretraining) and the optimizer state starts fresh.
+        A task may replace parts of the fresh parameters with weights from files
+        (`Task.initial_params`, e.g. a converted backbone); with `config.init_from.workdir` set,
+        the named subtrees then come from that run's checkpoint (fine-tuning from pretraining).
+        Either way the optimizer state starts fresh.
         """
         state = jax.jit(self._init, out_shardings=self.state_shardings)(self.init_rng)
         init_from = self.config.get("init_from")
-        if init_from is None or not init_from.get("workdir"):
+        from_run = init_from is not None and bool(init_from.get("workdir"))
+        params = self.task.initial_params(state.params)
+        if not from_run and params is None:
             return state
-        params = load_pretrained(jax.device_get(state.params), init_from)
+        params = jax.device_get(state.params) if params is None else params
+        if from_run:
+            params = load_pretrained(params, init_from)
         params = jax.device_put(params, self.state_shardings.params)
         opt_state = jax.jit(self.tx.init, out_shardings=self.state_shardings.opt_state)(params)
         return TrainState(step=state.step, params=params, opt_state=opt_state)

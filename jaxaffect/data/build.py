@@ -1,7 +1,8 @@
 """Builds a TFDS dataset from a user's manual_dir (`jaxaffect build`); finds builders by convention.
 
 A builder is a folder `tfds_builders/<name>/` holding `<name>_dataset_builder.py` with a class
-`Builder` (the `tfds new` layout). Its module may define `check_manual_dir(manual_dir)`, a cheap
+`Builder` (the `tfds new` layout). Its module may define `check_manual_dir(manual_dir)` (or
+`check_manual_dir(manual_dir, config=None)` when configs read different files), a cheap
 check of the release that runs before TFDS starts, so a wrong path gives one line naming the
 file rather than a TFDS assertion. Nothing here names a dataset: adding a builder folder is
 enough for `jaxaffect build <name>` to offer it.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import pkgutil
 import shutil
@@ -241,7 +243,9 @@ def _build_collecting(name: str, manual_dir: str, data_dir: str, file_format: st
     module = builder_module(name)
     check = getattr(module, "check_manual_dir", None)
     if check is not None:
-        check(os.fspath(manual_dir))
+        # A builder whose configs read different files takes the config: check(dir, config=).
+        takes_config = "config" in inspect.signature(check).parameters
+        check(os.fspath(manual_dir), **({"config": config} if takes_config else {}))
     with quiet_tfds():
         builder = _builder(name, data_dir, config)
         prepared = builder.is_prepared()

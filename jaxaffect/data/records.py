@@ -17,16 +17,27 @@ import grain
 import tensorflow_datasets as tfds
 from etils import epath
 
+from jaxaffect.errors import ConfigError
+
 
 def builder_dir_for(data_dir: str, name: str) -> str:
-    """The prepared directory of dataset `name` under `data_dir` (newest version)."""
+    """The prepared directory of dataset `name` ("dataset" or "dataset/config") under
+    `data_dir` (newest version). A bare dataset name whose folder holds builds of several
+    configs is refused (ConfigError naming them): say which one, "dataset/config"."""
     root = epath.Path(data_dir) / name
     found = [p.parent for p in root.glob("*/dataset_info.json")]
     found += [p.parent for p in root.glob("*/*/dataset_info.json")]
     found = [p for p in found if "incomplete" not in p.name]
     if not found:
-        raise FileNotFoundError(
-            f"no prepared dataset {name!r} under {root} (run `jaxaffect build {name}`)")
+        dataset, _, config = name.partition("/")
+        command = f"jaxaffect build {dataset}" + (f" --builder_config {config}" if config else "")
+        raise FileNotFoundError(f"no prepared dataset {name!r} under {root} (run `{command}`)")
+    configs = sorted({p.parent.name for p in found if p.parent != root})
+    bare = any(p.parent == root for p in found)  # a build of a builder without configs
+    if len(configs) + bare > 1:
+        listed = ", ".join([f"{name}/{c}" for c in configs] + ([f"{name} (no config)"] * bare))
+        raise ConfigError(f"{root}: holds builds of several configs ({listed}); name one, "
+                          f"e.g. data.name='{name}/{configs[0]}'")
 
     def version_key(path: epath.Path) -> tuple[int, ...]:
         try:

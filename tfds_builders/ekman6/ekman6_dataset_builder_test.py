@@ -12,6 +12,7 @@ class Ekman6Test(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = ek6.Builder
     SPLITS = {"train": 12, "test": 6}
     SKIP_CHECKSUMS = True
+    BUILDER_CONFIG_NAMES_TO_TEST = ["features", "raw"]  # raw_224: same code, bigger frames
 
 
 @pytest.fixture

@@ -1,8 +1,12 @@
-"""TFDS builder for VideoEmotion-8 from a manual_dir of list files and per-video features.
+"""TFDS builder for VideoEmotion-8 from a manual_dir of list files plus per-video features or
+videos.
 
 See README.md for the layout. Splits are `train`/`test` of trainlist01/testlist01; the
 10-random-splits protocol of the benchmark is applied at training time with
-`jaxaffect.families.tam.annotations.ve8_random_splits` over the union of both splits.
+`jaxaffect.families.tam.annotations.ve8_random_splits` over the union of both splits. Configs:
+`features` (default; segment features from features/<Class>/<video>.npz), `raw` and `raw_224`
+(the videos <Class>/<video>.<ext> decoded to JPEG frames + 16 kHz audio, short side 128 / 224;
+see tfds_builders/raw_video.py).
 """
 
 from __future__ import annotations
@@ -10,23 +14,32 @@ from __future__ import annotations
 import tensorflow_datasets as tfds
 
 from jaxaffect.families.tam import annotations as aa
-from tfds_builders import affect_video as av
+from tfds_builders import raw_video as rv
 
 
-class Builder(av.ClassListMixin, tfds.core.GeneratorBasedBuilder):
-    """VideoEmotion-8 videos: image/motion/audio segment features and one of 8 emotions."""
+class Builder(rv.ClassListVideoMixin, tfds.core.GeneratorBasedBuilder):
+    """VideoEmotion-8 videos and one of 8 emotions: segment features, or decoded video+audio."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release: per-video segment features from a manual_dir."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: per-video segment features from a manual_dir.",
+        "1.1.0": "Builder configs: `features` (the 1.0.0 build, default), `raw` and `raw_224` "
+                 "(decoded videos). Builds now live in video_emotion8/<config>/<version>.",
+    }
+    BUILDER_CONFIGS = rv.class_list_configs("VideoEmotion-8")
+    DEFAULT_BUILDER_CONFIG_NAME = "features"
     CLASS_NAMES = aa.VE8_CLASSES
     HOMEPAGE = ""  # no verified dataset page; see CITATIONS.bib
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-    Put classInd.txt, trainlist01.txt and testlist01.txt of VideoEmotion-8 in manual_dir and
-    one features/<Class>/<video>.npz per listed video (see tfds_builders/video_emotion8/README.md).
+    Put classInd.txt, trainlist01.txt and testlist01.txt of VideoEmotion-8 in manual_dir and,
+    for the `features` config, one features/<Class>/<video>.npz per listed video; for
+    `raw`/`raw_224`, the videos as <Class>/<video>.<mp4|webm|mkv|mov|avi> (see
+    tfds_builders/video_emotion8/README.md).
     """
 
 
-def check_manual_dir(manual_dir: str) -> None:
-    """Reads classInd.txt and both split lists and checks every listed feature path, the
-    checks the build runs before generating (errors name file and line)."""
-    av.read_class_list_release(manual_dir, Builder.CLASS_NAMES, Builder.LIST_FILES)
+def check_manual_dir(manual_dir: str, config: str | None = None) -> None:
+    """Reads classInd.txt and both split lists and checks every listed feature path (`features`)
+    or video file (`raw`, `raw_224`), the checks the build runs before generating (errors name
+    file and line)."""
+    rv.check_class_list(Builder, manual_dir, config)

@@ -14,6 +14,7 @@ class VideoEmotion8Test(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = ve8.Builder
     SPLITS = {"train": 16, "test": 8}
     SKIP_CHECKSUMS = True
+    BUILDER_CONFIG_NAMES_TO_TEST = ["features", "raw"]  # raw_224: same code, bigger frames
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ class TAMTask(TAMDataTask):
         d = self.config.data
         names = prepared.split_names(self.builder_dir)
         read = lambda s: prepared.read_examples(self.builder_dir, s)
-        if d.name in CLASS_LIST_DATASETS or "validation" not in names:
+        if d.name.split("/")[0] in CLASS_LIST_DATASETS or "validation" not in names:
             label_key = d.label_key or "valence_class"  # stratify regression by class
             out = class_list_splits(
                 read("train"), read("test"), split_index=int(d.split_index),

@@ -69,7 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_segments = ds["num_segments"]  # T segments per video (a window, or padded)
     c.data.label_key = ds.get("label_key", "")  # the class label feature; "": regression
     c.data.target_keys = tuple(ds.get("target_keys", ()))  # regression targets (me2016)
-    if c.data.split_index >= 0 and ds["name"] != "video_emotion8":
+    if c.data.split_index >= 0 and ds["name"].split("/")[0] != "video_emotion8":
         raise ConfigError(f"split={c.data.split_index}: random splits are VE-8's protocol")
 
     c.model = ml_collections.ConfigDict()

@@ -1,0 +1,1 @@
+"""eMotions TFDS builder (raw short videos: decoded frames + 16 kHz audio)."""

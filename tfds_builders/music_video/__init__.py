@@ -1,0 +1,1 @@
+"""Music_video TFDS builder (raw music videos: decoded frames + 16 kHz audio)."""
