@@ -41,6 +41,21 @@ def _env_setup() -> None:
                                        f" --xla_force_host_platform_device_count={int(n)}")
 
 
+def _use_compilation_cache() -> None:
+    """XLA programs are kept on disk ($JAXAFFECT_XLA_CACHE, default <data home>/xla_cache;
+    "off" disables it), so reruns, seeds and sweeps of the same shapes skip compiling."""
+    where = os.environ.get("JAXAFFECT_XLA_CACHE", "")
+    if where.lower() == "off":
+        return
+    import jax
+
+    from jaxaffect.data.build import data_home
+
+    jax.config.update("jax_compilation_cache_dir", where or os.path.join(data_home(),
+                                                                          "xla_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def _maybe_init_distributed() -> None:
     """Joins a multi-process run when launch/ set the JAXAFFECT_* variables (never at import)."""
     coordinator = os.environ.get("JAXAFFECT_COORDINATOR")
@@ -413,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command in ("train", "eval"):
         _maybe_init_distributed()
+    if args.command in ("train", "eval", "demo", "predict"):
+        _use_compilation_cache()
     errors = (ConfigError, FormatError, NonFiniteLossError, FileNotFoundError)
     try:
         return args.fn(args, unknown)

@@ -64,3 +64,15 @@ def test_index_and_crc_catch_damage(build, tmp_path):
 def test_unknown_split_named(build):
     with pytest.raises(KeyError, match="no split 'validation'"):
         RecordSource(build, "validation")
+
+
+def test_threads_share_one_source(build):
+    """grain reads with several threads: positional reads keep records intact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = RecordSource(build, "train")
+    expected = [source[i] for i in range(len(source))]
+    order = np.random.default_rng(1).integers(0, len(source), 400)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: source[int(i)], order))
+    assert got == [expected[int(i)] for i in order]

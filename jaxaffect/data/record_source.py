@@ -9,7 +9,8 @@ data CRC is checked on every read, so a damaged shard fails loudly naming the fi
 A `RecordSource` is a sequence (`len`, integer indexing) in the split's canonical order
 (shard, record) — the order `jaxaffect.data.records.read_records` yields — so it can stand in
 for an in-memory list of examples in `jaxaffect.data.memory_dataset.make_batches`. It pickles
-without open files (grain worker processes reopen them lazily).
+without open files (grain worker processes reopen them lazily) and reads with positional reads,
+so threads may share it.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ class RecordSource:
     def __len__(self) -> int:
         return self._size
 
+    def __del__(self) -> None:
+        for fd in getattr(self, "_handles", {}).values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_handles"], state["_array_source"] = {}, None
@@ -100,12 +108,13 @@ class RecordSource:
                 self._array_source = grain.sources.ArrayRecordDataSource(list(self.paths))
             return self._array_source[position]
         i = int(self._file[position])
-        handle = self._handles.get(i)
-        if handle is None:
-            handle = self._handles[i] = open(self.paths[i], "rb")  # noqa: SIM115
-        handle.seek(int(self._offset[position]))
+        fd = self._handles.get(i)
+        if fd is None:
+            fd = self._handles[i] = os.open(self.paths[i], os.O_RDONLY)
         length = int(self._length[position])
-        blob = handle.read(length + _FOOTER)
+        # A positional read: no shared file position, so grain's reader threads may read
+        # records of one shard concurrently.
+        blob = os.pread(fd, length + _FOOTER, int(self._offset[position]))
         data = blob[:length]
         if len(blob) != length + _FOOTER:
             raise ValueError(f"{self.paths[i]}: record {position} is truncated")

@@ -11,8 +11,9 @@ it. Frames leave the host as uint8 [s, T, crop, crop, 3]; the task normalises th
 device (4x less host-to-device data).
 
 Audio: MFCC (librosa: `n_mfcc` coefficients of an `n_mels` mel spectrogram, 25 ms windows,
-10 ms hop) over the whole clip, each coefficient normalised to zero mean and unit variance over
-the clip (our choice: raw MFCC scales differ by orders of magnitude between coefficients), then
+10 ms hop) over the whole clip, standardised with one mean and one standard deviation over all
+its coefficients and frames (our choice: raw MFCC values reach the hundreds; normalising each
+coefficient over time separately would erase a steady sound's spectral shape, e.g. a pitch), then
 centre-cropped to q frames, or padded by repeating itself when shorter ("pad itself", read
 literally), and cut into t equal segments: [t, q / t, n_mfcc]. A clip without audio gives zeros
 and ``has_audio`` False.
@@ -139,7 +140,8 @@ def sample_video(jpegs, spec: ClipSpec, rng: np.random.Generator | None = None,
 
 
 def mfcc(audio: np.ndarray, spec: ClipSpec) -> np.ndarray:
-    """float32 [frames, n_mfcc], each coefficient normalised over the clip (librosa MFCC)."""
+    """float32 [frames, n_mfcc] (librosa MFCC), standardised with one mean and one standard
+    deviation over the whole clip."""
     import librosa
 
     y = np.asarray(audio)
@@ -151,7 +153,7 @@ def mfcc(audio: np.ndarray, spec: ClipSpec) -> np.ndarray:
         y = np.pad(y, (0, n_fft - y.size))
     m = librosa.feature.mfcc(y=y, sr=spec.sample_rate, n_mfcc=spec.n_mfcc, n_fft=n_fft,
                              win_length=win, hop_length=hop, n_mels=spec.n_mels).T
-    m = (m - m.mean(0)) / (m.std(0) + 1e-5)
+    m = (m - m.mean()) / (m.std() + 1e-5)
     return m.astype(np.float32)
 
 

@@ -120,6 +120,10 @@ class AVCPNetTask(Task):
                           padding=clips.padding_example(self.spec))
         workers = int(self.config.data.get("workers", 0) or 0)
         if workers > 0:
+            from absl import flags
+
+            if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; none are ours
+                flags.FLAGS.mark_as_parsed()
             ds = ds.to_iter_dataset().mp_prefetch(
                 grain.MultiprocessingOptions(num_workers=workers))
         return ds

@@ -89,7 +89,7 @@ def test_audio_input_mfcc_segments():
 
     ref = librosa.feature.mfcc(y=tone.astype(np.float32) / 32768, sr=sr, n_mfcc=13,
                                n_fft=512, win_length=400, hop_length=160, n_mels=20).T
-    ref = (ref - ref.mean(0)) / (ref.std(0) + 1e-5)
+    ref = (ref - ref.mean()) / (ref.std() + 1e-5)
     start = (ref.shape[0] - 60) // 2
     np.testing.assert_allclose(out.reshape(60, 13), ref[start:start + 60], rtol=1e-4,
                                atol=1e-4)
