@@ -212,7 +212,51 @@ def render_tam_sharded_memory(runs: list[dict]) -> str:
     return out
 
 
+def render_avcpnet_input_pipeline(runs: list[dict]) -> str:
+    """The newest run: clips/s by grain worker processes against the train step."""
+    r = runs[-1]
+    lines = ["| grain worker processes | pipeline clips/s | x what the train step consumes |",
+             "|---|---|---|"]
+    for w, rate in r["pipeline_clips_per_s"].items():
+        label = "0 (in the training process)" if w == "0" else w
+        lines.append(f"| {label} | {rate:.1f} | {r['ratio'][w]:.2f}x |")
+    v = r["video_shape"]
+    head = ("`PYTHONPATH=. python benchmarks/avcpnet_input_pipeline.py` (the demo's synthetic "
+            f"build read as training reads it: {v[0]} x {v[1]} frames of {v[3]} px + MFCC per "
+            f"clip, batch {r['batch']}; the demo-size AV-CPNet train step consumes "
+            f"{r['train_step_clips_per_s']:.1f} clips/s in the same run, on "
+            f"{r['cpus_available']} available cores). " + _stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+def render_avcpnet_train_step(runs: list[dict]) -> str:
+    """One row per run (size, batch, dtype): the whole AV-CPNet step and the visual backbone
+    against torchvision's swin3d_t on the same input."""
+    lines = ["| size (input per clip) | batch | AV-CPNet step clips/s | compile (s) | XLA "
+             "GFLOP/step | GFLOP/s (share of matmul peak) | backbone fwd+bwd: ours / "
+             "torchvision segment clips/s | ratio |", "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        v, m = r["video_shape"], r["mfcc_shape"]
+        size = (f"{r['size']}, {r['dtype']} ({v[0]} x {v[1]} frames of {v[2]} px, "
+                f"{m[0]} x {m[1]} x {m[2]} MFCC)")
+        theirs = r.get("backbone_torchvision_clips_per_s")
+        lines.append(
+            f"| {size} | {r['batch']} | {r['clips_per_s']:.2f} | {r['compile_s']:.0f} | "
+            f"{r['xla_flops_per_step'] / 1e9:.1f} | {r['gflop_per_s']:.0f} "
+            f"({r['peak_fraction']:.0%} of {r['matmul_peak_gflop_per_s']:.0f}) | "
+            f"{r['backbone_ours_clips_per_s']:.2f} / "
+            + (f"{theirs:.2f} | {r['backbone_ratio']:.2f}x |" if theirs
+               else "not measured | - |"))
+    head = ("`PYTHONPATH=. python benchmarks/avcpnet_train_step.py --size demo|paper` (AdamW, "
+            "EP-CE over three heads; the backbone rows time forward + backward of the visual "
+            "backbone alone on the B x s segment clips, torch using every available core; "
+            "median of alternating rounds). " + _stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[list[dict]], str]] = {
+    "avcpnet_train_step": render_avcpnet_train_step,
+    "avcpnet_input_pipeline": render_avcpnet_input_pipeline,
     "amer_train_step": render_amer_train_step,
     "smta_train_step": render_smta_train_step,
     "input_pipeline": render_input_pipeline,

@@ -313,3 +313,12 @@ def read_state_dict(path: str, *, reader: str = "auto",
     return sd, extra
 
 
+def file_sha256(path: str) -> str:
+    """SHA-256 hex digest of a file (converters record their source file's)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -22,6 +22,7 @@ from etils import epath
 
 from jaxaffect.families.amer import release_examples as rx
 from jaxaffect.families.amer import release_format as rf
+from tfds_builders.refused_build import RefusedBuildCleanup
 
 NAME = "memor"
 
@@ -43,7 +44,7 @@ def _listing(items: list, count: int | None = None) -> dict[str, Any]:
     return {"count": len(items) if count is None else count, "entries": items[:rx.LISTED]}
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(RefusedBuildCleanup, tfds.core.GeneratorBasedBuilder):
     """Person x segment multimodal features of a clip, target person/segment, emotion."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -143,38 +144,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         """TFDS's build; then the split overlap and what was let through, on stderr (nothing
         when an existing build was reused)."""
         self._report = False
-        folders = _build_folders(epath.Path(self.data_path))
-        created = [f for f in folders if not f.exists()]
-        try:
-            super().download_and_prepare(*args, **kwargs)
-        except BaseException:
-            _remove_if_left(created)
-            raise
+        super().download_and_prepare(*args, **kwargs)  # a refused build leaves nothing
         if self._report:
             for line in report(self.info.metadata):
                 print(line, file=sys.stderr)
-
-
-def _build_folders(data_path: epath.Path) -> list[epath.Path]:
-    """The folders TFDS creates for a build, deepest first: <version>, <config>, the common
-    folder's .config (the default config name, written before generation), <name>."""
-    common = data_path.parent.parent
-    return [data_path, data_path.parent, common / ".config", common]
-
-
-def _remove_if_left(created: list[epath.Path]) -> None:
-    """After a refused build: removes the folders of `_build_folders` that this build created
-    (TFDS removes its incomplete folder, not the .config file it wrote before generating), so
-    that nothing is left in the data_dir. Only TFDS's own files are removed."""
-    for folder in created:
-        if not folder.is_dir():
-            continue
-        if folder.name == ".config":
-            for f in folder.iterdir():
-                if f.name.startswith("metadata.json"):
-                    f.unlink()
-        if not any(folder.iterdir()):
-            folder.rmdir()
 
 
 def report(md: dict[str, Any]) -> list[str]:

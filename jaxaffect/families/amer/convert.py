@@ -31,7 +31,6 @@ same model, key map, source). :func:`load_converted` rebuilds ``(AMER, {"params"
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxaffect.torch_checkpoint import READERS, CheckpointError, read_state_dict
+from jaxaffect.torch_checkpoint import READERS, CheckpointError, file_sha256, read_state_dict
 
 PARAMS_FILE = "params.npz"
 CONFIG_FILE = "amer.json"
@@ -236,12 +235,6 @@ def config_overrides(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def convert_checkpoint(path: str, out_dir: str, *, reader: str = "auto") -> dict[str, Any]:
@@ -268,7 +261,7 @@ def convert_checkpoint(path: str, out_dir: str, *, reader: str = "auto") -> dict
         config_arg=f"model=amer,labels={info['labels']},released",
         key_map=info["key_map"],
         source=dict(path=os.path.abspath(path), file=os.path.basename(path),
-                    sha256=_file_sha256(path), **extra),
+                    sha256=file_sha256(path), **extra),
         note=("fusion_layer input blocks permuted from the authors' v, a, t, p to a, t, v, p; "
               "released_code=True gives their attention edge cases (a row with no present key "
               "averages all real entries, no person-level attention for one person); the "

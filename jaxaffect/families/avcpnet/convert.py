@@ -27,7 +27,6 @@ included) and ``swin3d.json`` (format, the :class:`VideoSwin3D` fields, source f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
@@ -40,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from jaxaffect.families.avcpnet.swin3d import relative_position_index
-from jaxaffect.torch_checkpoint import READERS, CheckpointError, read_state_dict
+from jaxaffect.torch_checkpoint import READERS, CheckpointError, file_sha256, read_state_dict
 
 PARAMS_FILE = "params.npz"
 CONFIG_FILE = "swin3d.json"
@@ -224,12 +223,6 @@ def convert_state_dict(state: Mapping[str, np.ndarray], *,
 # Files
 # --------------------------------------------------------------------------------------------
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def convert_checkpoint(checkpoint: str, out_dir: str, *, reader: str = "auto") -> dict[str, Any]:
@@ -247,7 +240,7 @@ def convert_checkpoint(checkpoint: str, out_dir: str, *, reader: str = "auto") -
     meta = dict(format=FORMAT, format_version=FORMAT_VERSION,
                 config={k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
                 num_params=int(sum(v.size for v in flat.values())),
-                source=dict(file=os.path.basename(checkpoint), sha256=_sha256(checkpoint),
+                source=dict(file=os.path.basename(checkpoint), sha256=file_sha256(checkpoint),
                             reader=extra.get("reader"), layout=LAYOUT))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

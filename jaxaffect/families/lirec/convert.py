@@ -30,7 +30,6 @@ files readable without orbax or jax and independent of any train state layout;
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -42,7 +41,7 @@ from flax import traverse_util
 
 from jaxaffect.families.lirec import MODEL_KINDS, add_convert_arguments
 from jaxaffect.families.lirec.model import RELEASED_CODE, LIReC
-from jaxaffect.torch_checkpoint import CheckpointError, read_state_dict
+from jaxaffect.torch_checkpoint import CheckpointError, file_sha256, read_state_dict
 
 PARAMS_FILE = "params.npz"
 CONFIG_FILE = "lirec.json"
@@ -229,12 +228,6 @@ def convert_state_dict(sd: dict[str, np.ndarray], *, model_kind: str | None = No
     return params, info
 
 
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _released_name(path: str) -> str:
@@ -268,7 +261,7 @@ def convert_checkpoint(path: str, out_dir: str, *, model_kind: str | None = None
         lirec={k: list(v) if isinstance(v, tuple) else v for k, v in info["lirec"].items()},
         input_dims=info["input_dims"], key_map=info["key_map"],
         source=dict(path=os.path.abspath(path), file=os.path.basename(path),
-                    sha256=_file_sha256(path), **extra),
+                    sha256=file_sha256(path), **extra),
         # An empty context group gives zeros in our masked mean; the released int_rel model
         # (MidFusionMultiClip) divides by the unclamped count there (NaN), its *_ch_* models
         # clamp it to 1 like we do.
