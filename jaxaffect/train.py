@@ -326,7 +326,8 @@ def _patience_spent(best_step: int | None, step: int, eval_every: int, patience:
 def _check_validation_split(config: ml_collections.ConfigDict, task: Task) -> None:
     """Refuses, in one line, a run whose validation split is missing or empty (model
     selection needs one); the hint names the setting this config has for it."""
-    if "validation_fraction" in config.data:
+    data = config.get("data")
+    if data is not None and "validation_fraction" in data:
         hint = "raise data.validation_fraction or add examples"
     else:
         hint = ("add examples to the build's validation split (this config carves no "
