@@ -184,7 +184,8 @@ def clip_inputs(jpegs, audio: np.ndarray, has_audio: bool, spec: ClipSpec,
 
 
 @functools.lru_cache(maxsize=8)
-def _decoder(builder_dir: str):
+def record_decoder(builder_dir: str):
+    """The build's `deserialize_example_np` (looked up once per process)."""
     from jaxaffect.data.records import dataset_files
 
     return dataset_files(builder_dir).features.deserialize_example_np
@@ -199,7 +200,7 @@ class RecordTransform:
     spec: ClipSpec
 
     def __call__(self, record: bytes, rng: np.random.Generator | None = None) -> dict:
-        ex = _decoder(os.fspath(self.builder_dir))(record)
+        ex = record_decoder(os.fspath(self.builder_dir))(record)
         vid = ex["video_id"]
         vid = vid.decode("utf-8") if isinstance(vid, bytes) else str(vid)
         out = clip_inputs(ex["frames"], ex["audio"], bool(ex["has_audio"]), self.spec, rng,

@@ -89,15 +89,13 @@ class AVCPNetDemo(Demo):
                   ) -> list[tuple[str, dict[str, dict[str, float]]]]:
         """Predicting the most frequent training emotion for every test clip."""
         from jaxaffect import metrics
-        from jaxaffect.families.avcpnet.clips import _decoder
+        from jaxaffect.families.avcpnet.task import video_labels
         from jaxaffect.task import get_task
 
         task = get_task(demo_config("epce", data["emotions"], settings, 0))
-        decode = _decoder(task.builder_dir)
 
         def labels(split: str) -> np.ndarray:
-            seq = task.examples(split)
-            return np.array([int(decode(seq[i])["label"]) for i in range(len(seq))])
+            return np.array(video_labels(task.examples(split), task.builder_dir)[1])
 
         train, test = labels("train"), labels("test")
         names = task.class_names

@@ -50,6 +50,18 @@ class Positions:
         return self.source[int(self.positions[int(i)])]
 
 
+def video_labels(records, builder_dir: str) -> tuple[list[str], list[int]]:
+    """(video ids, labels) of a sequence of serialized clips, in order."""
+    decode = clips.record_decoder(builder_dir)
+    ids, labels = [], []
+    for i in range(len(records)):
+        ex = decode(records[i])
+        vid = ex["video_id"]
+        ids.append(vid.decode("utf-8") if isinstance(vid, bytes) else str(vid))
+        labels.append(int(ex["label"]))
+    return ids, labels
+
+
 def clip_spec(data: ml_collections.ConfigDict) -> clips.ClipSpec:
     """The `data` section's sampling fields as a ClipSpec."""
     return clips.ClipSpec(**{f: data[f] for f in clips.ClipSpec.__dataclass_fields__
@@ -87,13 +99,7 @@ class AVCPNetTask(Task):
 
     def _carve(self, train: RecordSource) -> tuple[Positions, Positions]:
         frac = float(self.config.data.validation_fraction)
-        decode = clips._decoder(self.builder_dir)
-        ids, labels = [], []
-        for i in range(len(train)):
-            ex = decode(train[i])
-            vid = ex["video_id"]
-            ids.append(vid.decode("utf-8") if isinstance(vid, bytes) else str(vid))
-            labels.append(int(ex["label"]))
+        ids, labels = video_labels(train, self.builder_dir)
         val = splits.stratified_hash_pick(ids, labels, splits.validation_count(frac))
         is_val = np.asarray([v in val for v in ids])
         return (Positions(train, np.flatnonzero(~is_val)),
