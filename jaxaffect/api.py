@@ -76,5 +76,5 @@ def load(workdir: str, checkpoint: str = "best") -> TrainedModel:
 
 def predict(workdir: str, features: str, checkpoint: str = "best") -> dict[str, Any]:
     """`jaxaffect predict`: the prediction for one clip's file (a feature file, or a video
-    file for a task that reads raw media such as AV-CPNet)."""
+    file for a task that reads raw media)."""
     return load(workdir, checkpoint).predict_file(features)

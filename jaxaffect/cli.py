@@ -359,13 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
                                         "trained run",
                         description="Predicts one clip with a trained run and prints the class "
                         "probabilities (or regression values): a feature file for the "
-                        "feature-based families, a video file for AV-CPNet.")
+                        "tasks that read features, a video file for tasks that read raw media.")
     pr.add_argument("--workdir", required=True,
                     help="a training run's folder (with --seeds runs: <workdir>/seed_<k>)")
     source = pr.add_mutually_exclusive_group(required=True)
     source.add_argument("--features", help="a per-clip .npz in the builder's layout")
     source.add_argument("--video", help="a video file (mp4, webm, mkv, ...) for a task that "
-                                        "reads raw media (AV-CPNet); decoded and sampled as "
+                                        "reads raw media; decoded and sampled as "
                                         "at evaluation")
     pr.add_argument("--checkpoint", default="best", choices=["best", "latest"],
                     help="best (by the validation metric) or latest checkpoint")
