@@ -168,6 +168,9 @@ SHARED_FIELD_DOCS: dict[str, str] = {
                                     "many epochs; 0: constant",
     "optimizer.decay_factor": "factor of the step decay (see decay_every_epochs)",
     "optimizer.grad_clip_norm": "clip gradients to this global norm; 0: no clipping",
+    "optimizer.schedule": "step: decay_every_epochs steps (or constant) | cosine: linear warm-up "
+                          "over warmup_epochs, then a cosine decay to 0 at the last step",
+    "optimizer.warmup_epochs": "epochs of linear warm-up from 0 (schedule cosine)",
     "optimizer.param_groups": "((regex, learning rate), ...): parameters whose path matches "
                               "get that rate (first match wins); (): one rate",
     "training.num_epochs": "passes over the training split",
@@ -192,14 +195,20 @@ SHARED_FIELD_DOCS: dict[str, str] = {
 
 def optimizer_section(learning_rate: float, *, name: str = "adam", weight_decay: float = 0.0,
                       decay_every_epochs: int = 0, decay_factor: float = 0.1,
-                      grad_clip_norm: float = 0.0, param_groups: tuple = ()
+                      grad_clip_norm: float = 0.0, param_groups: tuple = (),
+                      schedule: str = "step", warmup_epochs: float = 0.0
                       ) -> ml_collections.ConfigDict:
     """`config.optimizer` as `jaxaffect.optimizers.make_optimizer` reads it ("adam" weight decay is
-    the coupled L2 of torch.optim.Adam; decay_every_epochs=0 keeps the rate constant)."""
-    return ml_collections.ConfigDict({
+    the coupled L2 of torch.optim.Adam; decay_every_epochs=0 keeps the rate constant;
+    schedule="cosine" warms up linearly over warmup_epochs, then decays to 0 at the end of
+    training; its two fields are absent from "step" configs, which keep their fields)."""
+    section = {
         "name": name, "learning_rate": learning_rate, "weight_decay": weight_decay,
         "decay_every_epochs": decay_every_epochs, "decay_factor": decay_factor,
-        "grad_clip_norm": grad_clip_norm, "param_groups": tuple(param_groups)})
+        "grad_clip_norm": grad_clip_norm, "param_groups": tuple(param_groups)}
+    if schedule != "step":
+        section.update(schedule=schedule, warmup_epochs=float(warmup_epochs))
+    return ml_collections.ConfigDict(section)
 
 
 def training_section(num_epochs: int, batch_size: int, *, log_every_steps: int = 50,

@@ -17,8 +17,26 @@ import numpy as np
 import optax
 
 
-def make_schedule(opt: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
-    """Step-decay schedule: lr x decay_factor every decay_every_epochs epochs (paper Sec. 5.1)."""
+def make_schedule(opt: ml_collections.ConfigDict, steps_per_epoch: int,
+                  total_steps: int | None = None) -> optax.Schedule:
+    """The learning-rate schedule of `config.optimizer`.
+
+    schedule "step" (the default when absent): lr x decay_factor every decay_every_epochs
+    epochs (paper Sec. 5.1 of the SMTA family; 0 keeps the rate constant). schedule "cosine":
+    linear warm-up from 0 over warmup_epochs, then a cosine decay to 0 at `total_steps` (the
+    schedule of Video Swin-style fine-tuning).
+    """
+    kind = opt.get("schedule", "step") or "step"
+    if kind == "cosine":
+        if not total_steps:
+            raise ValueError("optimizer.schedule='cosine' needs the run's total number of steps")
+        warmup = int(round(float(opt.get("warmup_epochs", 0.0) or 0.0) * steps_per_epoch))
+        warmup = min(max(warmup, 0), total_steps - 1)
+        return optax.warmup_cosine_decay_schedule(
+            0.0, opt.learning_rate, warmup_steps=warmup,
+            decay_steps=total_steps, end_value=0.0)
+    if kind != "step":
+        raise ValueError(f"optimizer.schedule={kind!r}: one of step, cosine")
     every = int(opt.get("decay_every_epochs", 0) or 0)
     if every <= 0:
         return optax.constant_schedule(opt.learning_rate)
@@ -58,14 +76,15 @@ def param_group_labels(params: Any, groups: tuple) -> Any:
     return jax.tree_util.tree_map_with_path(label, params)
 
 
-def make_optimizer(opt: ml_collections.ConfigDict, steps_per_epoch: int, params: Any = None
+def make_optimizer(opt: ml_collections.ConfigDict, steps_per_epoch: int, params: Any = None,
+                   total_steps: int | None = None
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """The configured optimizer and its (default group's) learning-rate schedule.
 
     `optimizer.param_groups` = ((regex, learning_rate), ...) gives matching parameters their own
     learning rate (same schedule shape); `params` (or its abstract shapes) is then required.
     """
-    schedule = make_schedule(opt, steps_per_epoch)
+    schedule = make_schedule(opt, steps_per_epoch, total_steps)
     groups = tuple(tuple(g) for g in (opt.get("param_groups", ()) or ()))
     if groups:
         if params is None:
@@ -82,7 +101,8 @@ def make_optimizer(opt: ml_collections.ConfigDict, steps_per_epoch: int, params:
         for i, (_, lr) in enumerate(groups):
             sub = ml_collections.ConfigDict(opt.to_dict())
             sub.learning_rate = float(lr)
-            transforms[f"group_{i}"] = _base_optimizer(sub, make_schedule(sub, steps_per_epoch))
+            transforms[f"group_{i}"] = _base_optimizer(
+                sub, make_schedule(sub, steps_per_epoch, total_steps))
         core = optax.multi_transform(transforms, labels)
     else:
         core = _base_optimizer(opt, schedule)

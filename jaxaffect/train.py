@@ -114,8 +114,9 @@ class Setup:
         abstract_params = jax.eval_shape(
             lambda r: self.task.init_variables(self.model, r, dummy)["params"],
             jax.random.key(0))
-        self.tx, self.schedule = make_optimizer(config.optimizer, steps_per_epoch,
-                                                abstract_params)
+        self.tx, self.schedule = make_optimizer(
+            config.optimizer, steps_per_epoch, abstract_params,
+            total_steps=int(config.training.num_epochs) * steps_per_epoch)
 
         def init(rng):
             variables = self.task.init_variables(self.model, rng, dummy)

@@ -113,3 +113,23 @@ def test_best_checkpoint_min_mode(tmp_path):
     assert not ckpts.save_best(4, state, {"mse": float("nan")})
     assert ckpts.best_step() == 3
     ckpts.close()
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    """schedule="cosine": linear warm-up over warmup_epochs, then 0.5 (1 + cos) to 0 at the
+    run's last step; a direct formula is the reference."""
+    steps_per_epoch, total, lr = 10, 100, 1e-2
+    _, schedule = make_optimizer(_opt(schedule="cosine", warmup_epochs=2.0), steps_per_epoch,
+                                 total_steps=total)
+    warm = 20
+    for step in (0, 7, 20, 33, 60, 99, 100):
+        want = (lr * step / warm if step < warm
+                else 0.5 * lr * (1 + np.cos(np.pi * (step - warm) / (total - warm))))
+        assert float(schedule(step)) == pytest.approx(want, rel=1e-5, abs=1e-9), step
+
+
+def test_schedule_refuses_unknown_name_and_cosine_without_run_length():
+    with pytest.raises(ValueError, match="optimizer.schedule='linear'"):
+        make_optimizer(_opt(schedule="linear"), 10, total_steps=100)
+    with pytest.raises(ValueError, match="total number of steps"):
+        make_optimizer(_opt(schedule="cosine", warmup_epochs=1.0), 10)
