@@ -29,13 +29,17 @@ from jaxaffect.task import get_task  # noqa: E402
 
 
 def pipeline_rate(config, workers: int, batches: int) -> float:
-    """Clips per second of the training dataset (after one warm-up batch)."""
+    """Steady-state clips per second of the training dataset: worker start-up and the
+    batches already prefetched while it ran are pulled before the clock starts (each worker
+    keeps a buffer, so the first batches after start-up cost nothing)."""
     config.data.workers = workers
     task = get_task(config)
     ds = task.dataset("train", train=True, seed=0, num_epochs=None, process_index=0,
                       process_count=1)
     it = iter(ds)
     first = next(it)
+    for _ in range(2 * workers + 2):  # drain what was prefetched during start-up
+        next(it)
     t0 = time.perf_counter()
     for _ in range(batches):
         next(it)
@@ -46,6 +50,25 @@ def pipeline_rate(config, workers: int, batches: int) -> float:
     gc.collect()  # shuts worker processes down before the next measurement
     time.sleep(2)
     return batches * len(first["label"]) / dt
+
+
+def transform_rate(config, clips: int) -> float:
+    """Clips per second of the per-clip work alone (record decoding, JPEG decoding of the
+    sampled frames, crop, MFCC) in this process on one core: what one worker can deliver."""
+    import numpy as np
+
+    from jaxaffect.families.avcpnet import clips as clip_ops
+
+    task = get_task(config)
+    source = task.examples("train")
+    transform = clip_ops.RecordTransform(task.builder_dir, task.spec)
+    records = [source[i % len(source)] for i in range(clips)]
+    rng = np.random.default_rng(0)
+    transform(records[0], rng)
+    t0 = time.perf_counter()
+    for record in records:
+        transform(record, rng)
+    return clips / (time.perf_counter() - t0)
 
 
 def step_rate(config, steps: int) -> float:
@@ -80,7 +103,8 @@ def step_rate(config, steps: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", default="0,2", help="comma-separated worker counts")
-    p.add_argument("--batches", type=int, default=12, help="timed batches per measurement")
+    p.add_argument("--batches", type=int, default=16, help="timed batches per measurement")
+    p.add_argument("--clips", type=int, default=200, help="clips timed by the transform alone")
     p.add_argument("--steps", type=int, default=12, help="timed train steps")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/avcpnet_input_pipeline.jsonl")
@@ -95,11 +119,14 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",")]
     rates: dict[int, list[float]] = {w: [] for w in workers}
     steps: list[float] = []
+    alone: list[float] = []
     for r in range(args.rounds):  # alternating: pipeline settings, then the step
+        alone.append(transform_rate(config, args.clips))
         for w in workers:
             rates[w].append(pipeline_rate(config, w, args.batches))
         steps.append(step_rate(config, args.steps))
-        print(f"round {r}: " + ", ".join(f"{w} workers {rates[w][-1]:.1f}" for w in workers)
+        print(f"round {r}: per-clip work alone {alone[-1]:.1f} clips/s on one core; "
+              + ", ".join(f"{w} workers {rates[w][-1]:.1f}" for w in workers)
               + f" clips/s; train step {steps[-1]:.1f} clips/s", flush=True)
     step_med = statistics.median(steps)
     result = {"batch": int(config.training.batch_size),
@@ -107,6 +134,7 @@ def main() -> None:
                               int(config.data.frames_per_snippet), int(config.data.crop),
                               int(config.data.crop), 3],
               "train_step_clips_per_s": round(step_med, 1),
+              "transform_clips_per_s": round(statistics.median(alone), 1),
               "pipeline_clips_per_s": {str(w): round(statistics.median(v), 1)
                                        for w, v in rates.items()},
               "cpus_available": len(os.sched_getaffinity(0))}

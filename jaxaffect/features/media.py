@@ -156,9 +156,17 @@ def encode_jpeg(frame: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return buffer.getvalue()
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """RGB uint8 [H, W, 3] of JPEG bytes."""
+def decode_jpeg(data: bytes, min_short_side: int | None = None) -> np.ndarray:
+    """RGB uint8 [H, W, 3] of JPEG bytes. With `min_short_side` the decoder may scale the image
+    down by 1/2, 1/4 or 1/8 in the DCT domain while decoding (libjpeg's scaled decoding: several
+    times faster than a full decode) as long as the short side stays >= `min_short_side`;
+    the caller resizes the rest of the way."""
     with Image.open(io.BytesIO(bytes(data))) as image:
+        if min_short_side:
+            w, h = image.size
+            scale = min_short_side / min(w, h)
+            if scale < 1.0:  # draft keeps every side >= the size asked for
+                image.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
         return np.asarray(image.convert("RGB"))
 
 

@@ -93,6 +93,23 @@ def test_jpeg_round_trip():
     np.testing.assert_allclose(media.decode_jpeg(data).astype(int), frame.astype(int), atol=3)
 
 
+def test_scaled_jpeg_decoding_keeps_the_short_side():
+    """min_short_side lets the decoder scale by 1/2..1/8 but never below the size asked for;
+    the result resembles the full decode scaled the same way."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:96, 0:160]
+    frame = np.stack([xx * 255 // 160, yy * 255 // 96, (xx + yy) % 256], -1).astype(np.uint8)
+    data = media.encode_jpeg(frame, quality=95)
+    assert media.decode_jpeg(data).shape == (96, 160, 3)
+    assert media.decode_jpeg(data, 200).shape == (96, 160, 3)  # no upscaling in the decoder
+    half = media.decode_jpeg(data, 40)
+    assert half.shape == (48, 80, 3)  # 1/2: the largest reduction keeping >= 40 px
+    assert media.decode_jpeg(data, 12).shape == (12, 20, 3)  # 1/8
+    full = np.asarray(Image.fromarray(frame).resize((80, 48), Image.BILINEAR)).astype(int)
+    assert np.abs(half.astype(int) - full).mean() < 4
+
+
 def test_resized_size_and_stride():
     assert media.resized_size(480, 640, 128) == (128, 171)
     assert media.resized_size(640, 360, 128) == (228, 128)

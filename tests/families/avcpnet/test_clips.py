@@ -97,6 +97,20 @@ def test_audio_input_mfcc_segments():
     assert not clips.audio_input(np.zeros(0, np.int16), True, SPEC).any()
 
 
+def test_mfcc_matches_librosa_on_noise_and_short_clips():
+    """The composed MFCC (cached mel basis, one matrix product) equals librosa.feature.mfcc."""
+    import librosa
+
+    rng = np.random.default_rng(3)
+    for n in (16000 * 3 + 123, 300):  # a 3 s clip, and one shorter than the FFT window
+        y = (rng.normal(0.0, 0.2, n) * 32767).clip(-32768, 32767).astype(np.int16)
+        yf = np.pad(y.astype(np.float32) / 32768, (0, max(0, 512 - n)))
+        ref = librosa.feature.mfcc(y=yf, sr=16000, n_mfcc=13, n_fft=512, win_length=400,
+                                   hop_length=160, n_mels=20).T
+        ref = (ref - ref.mean()) / (ref.std() + 1e-5)
+        np.testing.assert_allclose(clips.mfcc(y, SPEC), ref, rtol=1e-4, atol=1e-4)
+
+
 def test_spec_refuses_inconsistent_sizes():
     with pytest.raises(ValueError, match="frames_per_snippet=9 exceeds"):
         clips.ClipSpec(snippet_frames=8, frames_per_snippet=9)
