@@ -46,6 +46,8 @@ class Demo(abc.ABC):
     tag: str = "[demo]"
     #: (metric key, column label) of the results table; values are fractions shown as %.
     table_keys: tuple[tuple[str, str], ...] = ()
+    #: progress bars while preparing the corpus (`run_demo` sets it from its `progress`)
+    progress: bool = True
 
     @abc.abstractmethod
     def settings(self, quick: bool) -> dict[str, Any]:
@@ -147,6 +149,7 @@ def run_demo(demo: Demo, workdir: str, *, quick: bool = False, full: bool = Fals
     out = Path(workdir)
     out.mkdir(parents=True, exist_ok=True)
     print(f"{demo.tag} {demo.intro(settings)}", flush=True)
+    demo.progress = progress
     data = demo.prepare(str(Path(data_home or default_data_home()).expanduser()), settings)
     print(f"{demo.tag} dataset ready: {', '.join(data.values())} "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -93,7 +93,8 @@ class PERRDemo(Demo):
 
         home = Path(data_home) / f"synthetic_erato_{settings['num_clips']}"
         manual = home / "manual"
-        generate_corpus(str(manual), num_clips=settings["num_clips"], seed=0, progress=True)
+        generate_corpus(str(manual), num_clips=settings["num_clips"], seed=0,
+                        progress=self.progress)
         return {"erato": build_dataset("erato", str(manual), str(home / "tfds"), "tfrecord")}
 
     def baselines(self, data: dict[str, str], settings: dict[str, Any]
