@@ -19,8 +19,10 @@ train step = forward + NLL + backward + Adam update (lr 5e-5; ``amsgrad`` on bot
 the authors' config sets it).
 
 * ours: ``AMER(released_code=True, text_sizes=(512, 256))`` (the authors' function), one jitted
-  step with donated state, each step blocked on; compile time and XLA's cost analysis (FLOPs
-  per step) are reported;
+  step with donated state, each step blocked on; compile time, FLOPs per step
+  (`jaxaffect.perf.count_flops`, loops counted by their trip count, next to XLA's cost analysis)
+  and the achieved GFLOP/s as a fraction of this machine's float32 matmul peak measured in the
+  same run (`jaxaffect.perf.matmul_peak_gflops`) are reported;
 * theirs (when torch imports): the re-implementation of their module in
   ``tests/families/amer/fixtures/amer_ckpt/make_fixtures.py`` (their layer names and loops:
   per example, per person, per segment; the inter-personal attention recomputed for every
@@ -56,6 +58,7 @@ import optax  # noqa: E402
 from jaxaffect.demo_runner import provenance  # noqa: E402
 from jaxaffect.families.amer.amer_model import AMER  # noqa: E402
 from jaxaffect.families.amer.convert import convert_state_dict  # noqa: E402
+from jaxaffect.perf import count_flops, matmul_peak_gflops, xla_flops  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "families" / "amer" / "fixtures" / "amer_ckpt" / "make_fixtures.py"
@@ -92,7 +95,8 @@ def make_batch(batch: int, persons: int, segments: int, visual_present: float,
 
 
 def ours_step(model: AMER, params, batch: dict, labels: np.ndarray, lr: float):
-    """(compiled step, state, device batch, compile seconds, XLA FLOPs per step)."""
+    """(compiled step, state, device batch, compile seconds, FLOPs per step counted by
+    `count_flops`, XLA's FLOPs per step)."""
     tx = optax.amsgrad(lr)
     state = (params, tx.init(params))
 
@@ -112,10 +116,8 @@ def ours_step(model: AMER, params, batch: dict, labels: np.ndarray, lr: float):
     t0 = time.perf_counter()
     compiled = jax.jit(train_step, donate_argnums=0).lower(state, batch, labels).compile()
     compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-    return compiled, state, (batch, labels), compile_s, flops
+    flops = count_flops(train_step, state, batch, labels).total
+    return compiled, state, (batch, labels), compile_s, flops, xla_flops(compiled)
 
 
 def _stored_reference(path: str) -> dict | None:
@@ -201,7 +203,9 @@ def main() -> None:
                      speaker_streams=streams)
         params = jax.jit(model.init)(jax.random.key(0), batch)["params"]
 
-    compiled, state, dev, compile_s, flops = ours_step(model, params, batch, labels, args.lr)
+    compiled, state, dev, compile_s, flops, xla = ours_step(model, params, batch, labels,
+                                                            args.lr)
+    peak = matmul_peak_gflops()
 
     def our_steps(n: int) -> float:
         nonlocal state
@@ -227,9 +231,11 @@ def main() -> None:
     ours_med = statistics.median(ours_sps)
     result.update(
         ours_samples_per_s=round(ours_med, 1), ours_rounds=[round(x, 1) for x in ours_sps],
-        ours_compile_s=round(compile_s, 2), xla_flops_per_step=flops,
+        ours_compile_s=round(compile_s, 2), flops_per_step=flops, xla_flops_per_step=xla,
         ours_step_ms=round(1e3 * args.batch / ours_med, 2),
         ours_gflop_per_s=round(flops / 1e9 * ours_med / args.batch, 1),
+        matmul_peak_gflop_per_s=round(peak, 1),
+        peak_fraction=round(flops / 1e9 * ours_med / args.batch / peak, 3),
         cpus_available=len(os.sched_getaffinity(0)),
         torch=None if torch is None else torch.__version__,
         torch_threads=None if torch is None else torch.get_num_threads())
@@ -248,7 +254,9 @@ def main() -> None:
           + f"commit {result['commit']}")
     print(f"ours:   {ours_med:8.1f} samples/s ({result['ours_step_ms']} ms/step, "
           f"{'bfloat16' if args.bf16 else 'float32'}), compile {compile_s:.1f} s, "
-          f"XLA {flops / 1e9:.2f} GFLOP/step ({result['ours_gflop_per_s']} GFLOP/s)")
+          f"{flops / 1e9:.2f} GFLOP/step (XLA counts {xla / 1e9:.2f}), "
+          f"{result['ours_gflop_per_s']} GFLOP/s = {result['peak_fraction']:.0%} of the "
+          f"{peak:.0f} GFLOP/s matmul peak")
     if torch is not None:
         print(f"theirs: {result['theirs_samples_per_s']:8.1f} samples/s   ratio ours/theirs "
               f"{result['ratio']}x   (start log-probs max |diff| "

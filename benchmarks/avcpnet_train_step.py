@@ -11,8 +11,9 @@ Measured for ``configs/avcpnet/avcpnet.py:size=<size>`` (compute float32 unless 
 
 * the whole AV-CPNet train step (forward of the three heads, Eq. 10 EP-CE loss, gradient,
   AdamW update; one jitted call with donated state): clips/s, compile seconds, FLOPs per step
-  from XLA's cost analysis, achieved GFLOP/s and its fraction of this machine's matmul peak
-  (a jitted float32 2048 x 2048 matmul timed in the same run);
+  (`jaxaffect.perf.count_flops`: scanned layers counted once per layer, next to XLA's cost
+  analysis, which counts a loop body once), achieved GFLOP/s and its fraction of this
+  machine's float32 matmul peak measured in the same run (`jaxaffect.perf.matmul_peak_gflops`);
 * the visual backbone alone, forward + backward + SGD-free gradient (our `VideoSwin3D` with the
   size's Swin settings on the B*s segment clips), and, when torch and torchvision import,
   torchvision's `SwinTransformer3d` with the same settings on the same input, forward +
@@ -41,27 +42,7 @@ from jaxaffect.families.avcpnet.emotions import EMOTIONS6, polarity_of  # noqa: 
 from jaxaffect.families.avcpnet.ep_ce import multitask_loss  # noqa: E402
 from jaxaffect.families.avcpnet.model import AVCPNet  # noqa: E402
 from jaxaffect.families.avcpnet.swin3d import VideoSwin3D  # noqa: E402
-
-
-def matmul_peak(n: int = 2048, reps: int = 10) -> float:
-    """GFLOP/s of a jitted float32 n x n matmul on this machine (best of `reps`)."""
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(reps))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def flops_of(compiled) -> float:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost.get("flops", float("nan"))) if cost else float("nan")
+from jaxaffect.perf import count_flops, matmul_peak_gflops, xla_flops  # noqa: E402
 
 
 def main() -> None:
@@ -122,7 +103,8 @@ def main() -> None:
     t0 = time.perf_counter()
     step = jax.jit(train_step, donate_argnums=0).lower(state, *dev, jax.random.key(1)).compile()
     compile_s = time.perf_counter() - t0
-    step_flops = flops_of(step)
+    step_flops = count_flops(train_step, state, *dev, jax.random.key(1)).total
+    step_xla_flops = xla_flops(step)
 
     def our_steps(n: int) -> float:
         nonlocal state
@@ -178,7 +160,7 @@ def main() -> None:
             (feats ** 2).mean().backward()
         return time.perf_counter() - t0
 
-    peak = matmul_peak()
+    peak = matmul_peak_gflops()
     our_steps(1)
     our_backbone(1)
     if theirs is not None:
@@ -199,7 +181,8 @@ def main() -> None:
         "size": args.size, "batch": batch, "dtype": "bfloat16" if args.bf16 else "float32",
         "video_shape": list(spec.video_shape), "mfcc_shape": list(spec.mfcc_shape),
         "clips_per_s": round(full_med, 3), "rounds": [round(x, 3) for x in full],
-        "compile_s": round(compile_s, 1), "xla_flops_per_step": step_flops,
+        "compile_s": round(compile_s, 1), "flops_per_step": step_flops,
+        "xla_flops_per_step": step_xla_flops,
         "gflop_per_s": round(step_flops / 1e9 * full_med / batch, 1),
         "matmul_peak_gflop_per_s": round(peak, 1),
         "backbone_ours_clips_per_s": round(statistics.median(ours_b), 3),
@@ -219,7 +202,8 @@ def main() -> None:
 
         f.write(json.dumps(result) + "\n")
     print(f"AV-CPNet ({args.size}, batch {batch}, {result['dtype']}): {full_med:.2f} clips/s, "
-          f"compile {compile_s:.1f} s, XLA {step_flops / 1e9:.1f} GFLOP/step, "
+          f"compile {compile_s:.1f} s, {step_flops / 1e9:.1f} GFLOP/step (XLA counts "
+          f"{step_xla_flops / 1e9:.1f}), "
           f"{result['gflop_per_s']} GFLOP/s = {result['peak_fraction']:.0%} of the "
           f"{peak:.0f} GFLOP/s matmul peak")
     if theirs_b:
