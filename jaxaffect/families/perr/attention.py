@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxaffect.families.perr.linear import Dense
 from jaxaffect.nn.attention import dot_product_attention, merge_heads, split_heads
 
 Array = jax.Array
@@ -134,6 +135,72 @@ class TransformerEncoderLayer(nn.Module):
         y = _dense(d, self.dtype, "ffn_out")(drop(nn.relu(y)))
         x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="norm2")(x + drop(y))
         return _zero_absent(x, mask), w
+
+
+class _PrefixSelfAttention(nn.Module):
+    """:class:`MultiHeadAttention` (same parameters) with outputs for the first ``num_out``
+    tokens only; the weights cover every query."""
+
+    num_heads: int = 4
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, mask: Array, num_out: int) -> tuple[Array, Array]:
+        d = x.shape[-1]
+        q, k, v = (split_heads(Dense(d, self.dtype, name=n)(x), self.num_heads)
+                   for n in ("query", "key", "value"))
+        out, w = _attend(q, k, v, mask, 1.0 / math.sqrt(d // self.num_heads))
+        return Dense(d, self.dtype, name="out")(out[:, :num_out]), w.mean(axis=1)
+
+
+class _PrefixDropout(nn.Module):
+    """The mask ``nn.Dropout`` draws at this path for an input of ``full_shape``, applied to
+    ``x``, the first ``x.shape[1]`` tokens of such an input (so the draws do not depend on
+    how many tokens are computed)."""
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, x: Array, full_shape: tuple[int, ...], deterministic: bool) -> Array:
+        if self.rate == 0.0 or deterministic:
+            return x
+        if self.rate == 1.0:
+            return jnp.zeros_like(x)
+        keep = 1.0 - self.rate
+        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, full_shape)[:, :x.shape[1]]
+        return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
+
+
+class PrefixTransformerLayer(nn.Module):
+    """:class:`TransformerEncoderLayer` (same parameters, same dropout draws) computing the
+    outputs of the first ``num_out`` tokens only.
+
+    In SMTA the output of the last token (``h~_t``) is discarded: that token is a key and a
+    value, so its key, value (and query, for the returned weights) projections are needed, but
+    not its output projection, LayerNorms and FFN, which this layer skips (1/(M+1) of those
+    matmuls). ``(tokens [B, N, d], mask [B, N], num_out)`` -> ``(outputs [B, num_out, d],
+    weights [B, N, N])``.
+    """
+
+    num_heads: int = 4
+    dropout_rate: float = 0.1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens: Array, mask: Array, num_out: int, *, deterministic: bool = True
+                 ) -> tuple[Array, Array]:
+        b, n, d = tokens.shape
+        x = tokens.astype(self.dtype)
+        drop = _PrefixDropout(self.dropout_rate, name="Dropout_0")
+        attn, w = _PrefixSelfAttention(self.num_heads, self.dtype, name="self_attention")(
+            x, mask, num_out)
+        x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="norm1")(
+            x[:, :num_out] + drop(attn, (b, n, d), deterministic))
+        y = Dense(4 * d, self.dtype, name="ffn_in")(x)
+        y = Dense(d, self.dtype, name="ffn_out")(drop(nn.relu(y), (b, n, 4 * d), deterministic))
+        x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name="norm2")(
+            x + drop(y, (b, n, d), deterministic))
+        return _zero_absent(x, mask[:, :num_out]), w
 
 
 def make_attention(kind: str, *, num_heads: int = 4, dropout_rate: float = 0.1,

@@ -30,6 +30,23 @@ Choices not fixed by the paper:
   ``h^m_T`` before the heads; the paper does not give its regularisation.
 * Padded steps (``step_mask`` False) carry every recurrent state unchanged, so ``h^m_T`` is the
   state at the clip's last real step and trailing padding never changes an output.
+
+How the train step is computed (the same functions as the generic modules in
+``jaxaffect.nn.recurrent`` and ``perr.attention``, with their parameter names and initial
+values; tested):
+
+* every LSTM (the first stage and the M temporal ones) runs on
+  :func:`~jaxaffect.families.perr.recurrence.lstm_layer`: the input projections of all steps
+  (and all modalities) are one matmul before the loop, each step one batched recurrent matmul,
+  and the backward loop carries only ``(dh, dc)``, ``dW_hh`` being one matmul after it;
+* the stream projections and the SMTA transformer layer use
+  :class:`~jaxaffect.families.perr.linear.Dense`, whose kernel gradient is laid out as a
+  row-major matmul;
+* the default ``smta_impl="parallel"`` with the transformer form skips the output projection,
+  norms and FFN of the ``h~`` token (its output is not part of ``g``), with the same dropout
+  draws as the full layer.
+
+`benchmarks/smta_train_step.py` times the variants against an eager PyTorch SMTA.
 """
 
 from __future__ import annotations
@@ -40,14 +57,25 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxaffect.families.perr.attention import ATTENTION_KINDS, make_attention
+from jaxaffect.families.perr.attention import (
+    ATTENTION_KINDS,
+    PrefixTransformerLayer,
+    make_attention,
+)
 from jaxaffect.families.perr.erato_format import FINE_LABELS, STREAMS
+from jaxaffect.families.perr.linear import Dense, DenseParams, linear
+from jaxaffect.families.perr.recurrence import (
+    MaskedLSTMLayer,
+    PerModalityLSTMLayer,
+    RecurrentParams,
+    lstm_layer,
+)
 from jaxaffect.nn.recurrent import (
+    NUM_GATES,
     Carry,
     LSTMCell,
-    MaskedLSTM,
-    PerModalityLSTMs,
     gate_projection,
+    lstm_bias_init,
     per_modality,
     scan_over_time,
     zero_carry,
@@ -121,20 +149,24 @@ class _SMTAParts(_SMTAStage):
     in :class:`SMTACell`, so checkpoints work with either implementation)."""
 
     @nn.compact
-    def __call__(self, x_gates: Array, f: Array, token_mask: Array, step_mask: Array, *,
-                 deterministic: bool = True) -> tuple[Array, Array]:
-        lstm = scan_over_time(LSTMCell, unroll=self.unroll)(self.features, self.dtype,
-                                                            name="lstm")
-        _, h = lstm(zero_carry((f.shape[0],), self.features), (x_gates, step_mask))
+    def __call__(self, x_proj: Array, bias: Array, f: Array, token_mask: Array,
+                 step_mask: Array, *, deterministic: bool = True) -> tuple[Array, Array]:
+        w_hh = RecurrentParams(self.features, name="lstm")()
+        hs, _ = lstm_layer(x_proj, bias[None], w_hh[None], step_mask, self.unroll, self.dtype)
         b, t, m, d = f.shape
-        h = h.astype(f.dtype)[:, :, None, :]  # h~_t for every t: [B, T, 1, d]
+        h = jnp.swapaxes(hs[0], 0, 1).astype(f.dtype)[:, :, None, :]  # h~_t: [B, T, 1, d]
         z = jnp.concatenate([f, h], axis=2).reshape(b * t, m + 1, d)
         z_mask = jnp.concatenate([token_mask & step_mask[..., None], step_mask[..., None]],
                                  axis=2).reshape(b * t, m + 1)
-        attn = make_attention(self.attention, num_heads=self.num_heads,
-                              dropout_rate=self.dropout_rate, dtype=self.dtype, name="attn")
-        z_fused, weights = attn(z, z_mask, deterministic=deterministic)
-        z_fused = z_fused.reshape(b, t, m + 1, d)[:, :, :m]
+        if self.attention == "transformer":  # the h~ token's output is never used: skip it
+            z_fused, weights = PrefixTransformerLayer(
+                self.num_heads, self.dropout_rate, self.dtype, name="attn")(
+                z, z_mask, m, deterministic=deterministic)
+        else:
+            attn = make_attention(self.attention, num_heads=self.num_heads,
+                                  dropout_rate=self.dropout_rate, dtype=self.dtype, name="attn")
+            z_fused, weights = attn(z, z_mask, deterministic=deterministic)
+        z_fused = z_fused[:, :m].reshape(b, t, m, d)
         g = jnp.concatenate([jnp.broadcast_to(h, (b, t, m, d)).astype(z_fused.dtype), z_fused],
                             axis=-1)
         return g, weights.reshape(b, t, m + 1, m + 1)
@@ -144,20 +176,25 @@ class ParallelSMTAFusion(_SMTAStage):
     """SMTA with the attention taken out of the time scan; the same function as SMTAFusion.
 
     In Sec. 4.2 the attention output g^m_t never feeds back into the recurrence (the LSTM reads
-    f_t and its own state only), so all h~_t can be computed by one LSTM scan first and A_t Z_t
-    then evaluated for every step at once. With the same parameters the outputs equal those of
-    the step-by-step cell (tested); only dropout draws differ. Which of the two runs faster
-    depends on shapes and machine: `benchmarks/smta_train_step.py` times both side by side
-    and the README shows its latest figures.
+    f_t and its own state only), so all h~_t are computed by one LSTM loop first
+    (:func:`~jaxaffect.families.perr.recurrence.lstm_layer`) and A_t Z_t is then evaluated for
+    every step at once; with the transformer form, the layer skips the output projection, norms
+    and FFN of the h~ token, whose output Z'^{M+1}_t is not part of g. With the same parameters
+    the outputs equal those of the step-by-step cell (tested); only dropout draws differ.
+    `benchmarks/smta_train_step.py` times both side by side.
     """
 
     @nn.compact
     def __call__(self, f: Array, token_mask: Array, step_mask: Array, *,
                  deterministic: bool = True) -> tuple[Array, Array]:
-        x_gates = gate_projection(self.features, dtype=self.dtype, name="lstm_ih")(f.sum(axis=2))
+        d = f.shape[-1]
+        kernel, bias = DenseParams(d, NUM_GATES * self.features, bias_init=lstm_bias_init(),
+                                   name="lstm_ih")()
+        x_proj = linear(jnp.swapaxes(f.sum(axis=2), 0, 1), kernel, self.dtype)  # [T, B, 4d]
         parts = _SMTAParts(self.features, self.attention, self.num_heads, self.dropout_rate,
                            self.dtype, self.unroll, name="cell")
-        return parts(x_gates, f, token_mask, step_mask, deterministic=deterministic)
+        return parts(x_proj.astype(jnp.float32)[None], bias, f, token_mask, step_mask,
+                     deterministic=deterministic)
 
 
 class LSTMFusion(nn.Module):
@@ -170,7 +207,7 @@ class LSTMFusion(nn.Module):
     @nn.compact
     def __call__(self, f: Array, token_mask: Array, step_mask: Array, *,
                  deterministic: bool = True) -> tuple[Array, None]:
-        hs, _ = MaskedLSTM(self.features, self.dtype, self.unroll, name="lstm")(
+        hs = MaskedLSTMLayer(self.features, self.dtype, self.unroll, name="lstm")(
             f.sum(axis=2), step_mask)
         h = jnp.broadcast_to(hs[:, :, None, :].astype(f.dtype), f.shape)
         return jnp.concatenate([h, f], axis=-1), None
@@ -243,8 +280,7 @@ class PERRModel(nn.Module):
             # Zero the raw input too: garbage (even inf/NaN) at absent steps must not reach the
             # kernel gradient through x^T dy.
             x = jnp.where(m[..., None], streams[s], 0).astype(self.dtype)
-            y = nn.Dense(self.hidden_size, dtype=self.dtype, param_dtype=jnp.float32,
-                         name=f"proj_{s}")(x)
+            y = Dense(self.hidden_size, self.dtype, name=f"proj_{s}")(x)
             feats.append(jnp.where(m[..., None], y, jnp.zeros((), y.dtype)))
             present.append(m)
         return jnp.stack(feats, axis=2), jnp.stack(present, axis=2)  # [B,T,M,d], [B,T,M]
@@ -268,7 +304,7 @@ class PERRModel(nn.Module):
             stage = LSTMFusion(d, self.dtype, self.scan_unroll, name="lstm_fusion")
         g, weights = stage(f, token_mask, step_mask, deterministic=not train)
 
-        _, (_, h_last) = PerModalityLSTMs(d, self.dtype, self.scan_unroll, name="temporal")(
+        h_last = PerModalityLSTMLayer(d, self.dtype, self.scan_unroll, name="temporal")(
             g, step_mask)  # h^m_T: [B, M, d] float32
         h_last = nn.Dropout(self.dropout_rate, deterministic=not train, name="head_dropout")(
             h_last)

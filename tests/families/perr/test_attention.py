@@ -5,7 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.families.perr.attention import ATTENTION_KINDS, make_attention
+from jaxaffect.families.perr.attention import (
+    ATTENTION_KINDS,
+    PrefixTransformerLayer,
+    make_attention,
+)
 from jaxaffect.nn.attention import masked_softmax
 
 B, N, D = 3, 5, 8
@@ -131,3 +135,27 @@ def test_masked_softmax_all_masked_is_zero_not_nan():
 def test_unknown_kind_raises():
     with pytest.raises(ValueError, match="unknown attention"):
         make_attention("cosine")
+
+
+@pytest.mark.parametrize("mode", [lambda f: f, _jit], ids=["eager", "jit"])
+def test_prefix_transformer_is_the_layer_without_the_last_outputs(mode):
+    """Same parameters, outputs of the first N-1 tokens, weights and dropout draws."""
+    full = make_attention("transformer", num_heads=2, dropout_rate=0.3)
+    prefix = PrefixTransformerLayer(num_heads=2, dropout_rate=0.3)
+    x = _tokens()
+    params = full.init(jax.random.key(0), x, MASK)
+    p2 = prefix.init(jax.random.key(0), x, MASK, N - 1)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p2), strict=True):
+        np.testing.assert_array_equal(a, b)  # same tree and initial values
+    assert jax.tree.structure(params) == jax.tree.structure(p2)
+    rngs = {"dropout": jax.random.key(5)}
+    with jax.default_matmul_precision("highest"):
+        for det in (True, False):
+            want, w_want = mode(lambda p, x, d=det: full.apply(p, x, MASK, deterministic=d,
+                                                              rngs=rngs))(params, x)
+            got, w_got = mode(lambda p, x, d=det: prefix.apply(p, x, MASK, N - 1,
+                                                               deterministic=d,
+                                                               rngs=rngs))(params, x)
+            assert got.shape == (B, N - 1, D)
+            np.testing.assert_allclose(got, want[:, :N - 1], atol=1e-5)
+            np.testing.assert_allclose(w_got, w_want, atol=1e-6)
