@@ -33,10 +33,33 @@ def _stamp(runs: list[dict]) -> str:
             "`python benchmarks/report.py`.")
 
 
+def _flops(r: dict) -> float:
+    """FLOPs per step as `jaxaffect.perf.count_flops` counts them (loops by trip count); XLA's
+    count for lines written before that was reported."""
+    return r.get("flops_per_step", r["xla_flops_per_step"])
+
+
+def _flops_source(runs: list[dict]) -> str:
+    """How the GFLOP columns were counted (a sentence)."""
+    if all("flops_per_step" in r for r in runs):
+        return ("GFLOP/step by `jaxaffect.perf.count_flops`, every loop body counted once per "
+                "iteration; the share is of a float32 matmul's rate measured in the same run")
+    return "GFLOP/step from XLA's cost analysis: these runs predate the loop-aware count"
+
+
+def _rate_and_share(gflop_per_s: float | None, r: dict) -> str:
+    if gflop_per_s is None:
+        return "-"
+    if r.get("peak_fraction") is None:
+        return f"{gflop_per_s:.0f}"
+    return (f"{gflop_per_s:.0f} ({r['peak_fraction']:.0%} of "
+            f"{r['matmul_peak_gflop_per_s']:.0f})")
+
+
 def render_amer_train_step(runs: list[dict]) -> str:
     """One row per run: ours and the authors' PyTorch model side by side."""
-    lines = ["| our setting | ours samples/s | compile (s) | XLA GFLOP/step | authors' PyTorch "
-             "samples/s | ratio |", "|---|---|---|---|---|---|"]
+    lines = ["| our setting | ours samples/s | compile (s) | GFLOP/step | GFLOP/s (share of matmul "
+             "peak) | authors' PyTorch samples/s | ratio |", "|---|---|---|---|---|---|---|"]
     for r in runs:
         a = r.get("arguments", {})
         setting = ("every person x segment encoded" if a.get("all_entries")
@@ -44,22 +67,23 @@ def render_amer_train_step(runs: list[dict]) -> str:
         setting += ", bfloat16" if a.get("bf16") else ", float32"
         theirs = r.get("theirs_samples_per_s")
         lines.append(f"| {setting} | {r['ours_samples_per_s']:.1f} | {r['ours_compile_s']:.1f} | "
-                     f"{r['xla_flops_per_step'] / 1e9:.2f} | "
+                     f"{_flops(r) / 1e9:.2f} | "
+                     f"{_rate_and_share(r.get('ours_gflop_per_s'), r)} | "
                      + (f"{theirs:.1f} | {r['ratio']:.1f}x |" if theirs else "not measured | - |"))
     s = runs[-1]["sizes"]
     head = (f"`PYTHONPATH=. python benchmarks/amer_train_step.py [--all_entries]` (batch "
             f"{s['batch']}, {s['persons']} persons x {s['segments']} segments, D_e={s['d_e']}, "
             f"{s['classes']} classes, Adam with amsgrad as the authors' config; median of "
-            "alternating rounds). " + _stamp(runs))
+            "alternating rounds; " + _flops_source(runs) + "). " + _stamp(runs))
     out = head + "\n\n" + "\n".join(lines) + "\n"
     flops = {(bool(r["arguments"].get("all_entries")), bool(r["arguments"].get("bf16"))):
-             r["xla_flops_per_step"] for r in runs}
+             _flops(r) for r in runs}
     saved = [f"{1 - flops[False, bf16] / flops[True, bf16]:.0%}"
              + (" (bfloat16)" if bf16 else "") for bf16 in (False, True)
              if (False, bf16) in flops and (True, bf16) in flops]
     if saved:
         out += ("\nEncoding audio and text once per segment removes " + ", ".join(saved)
-                + " of the XLA FLOPs per step of encoding every person x segment.\n")
+                + " of the FLOPs per step of encoding every person x segment.\n")
     return out
 
 
@@ -71,20 +95,53 @@ SMTA_VARIANTS = {
 
 
 def render_smta_train_step(runs: list[dict]) -> str:
-    """The newest run: one row per model variant."""
+    """The newest run: one row per model variant, and eager PyTorch when it was measured."""
     r = runs[-1]
     a, s = r["arguments"], r["sizes"]
-    lines = ["| variant | compile (s) | step (ms) | examples/s |", "|---|---|---|---|"]
+    flops = any("flops_per_step" in v for v in r["variants"])
+    torch = r.get("torch_examples_per_s")
+    cols = ["variant", "compile (s)", "step (ms)", "examples/s"]
+    cols += ["GFLOP/step", "matmul GFLOP/s (share of matmul peak)"] if flops else []
+    cols += ["vs eager PyTorch"] if torch else []
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for v in r["variants"]:
-        name = SMTA_VARIANTS.get(v["variant"], f"`{v['variant']}`")
-        lines.append(f"| {name} | {v['compile_s']:.1f} | {v['step_ms']:.0f} | "
-                     f"{v['examples_per_s']:.1f} |")
+        cells = [SMTA_VARIANTS.get(v["variant"], f"`{v['variant']}`"), f"{v['compile_s']:.1f}",
+                 f"{v['step_ms']:.0f}", f"{v['examples_per_s']:.1f}"]
+        if flops:
+            peak = {"peak_fraction": v.get("peak_fraction"),
+                    "matmul_peak_gflop_per_s": r.get("matmul_peak_gflop_per_s")}
+            cells += [f"{v['flops_per_step'] / 1e9:.1f}",
+                      _rate_and_share(v.get("gflop_per_s"), peak)]
+        cells += [f"{v['vs_torch']:.2f}x"] if torch else []
+        lines.append("| " + " | ".join(cells) + " |")
+    if torch:
+        cells = ["eager PyTorch (`benchmarks/torch_smta.py`)", "-", f"{r['torch_step_ms']:.0f}",
+                 f"{torch:.1f}"] + (["-", "-"] if flops else []) + ["1.00x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if "rounds" in a:
+        timing = (f"median of {a['rounds']} alternating rounds of {a['steps']} steps of each "
+                  f"side after {a['warmup']} warm-up")
+    else:
+        timing = f"mean of {a['steps']} timed steps after {a['warmup']} warm-up"
     head = (f"`python benchmarks/smta_train_step.py` ({s['streams']} streams of "
             f"{s['input_dim']}-d features, d = {s['hidden']}, T = {s['steps_t']}, batch "
             f"{s['batch']}, Adam, {r['dtype']}; one step = forward with dropout, Eq. 5 loss, "
-            f"gradient, update; mean of {a['steps']} timed steps after {a['warmup']} warm-up). "
+            f"gradient, update; {timing}"
+            + ("; GFLOP/step by `jaxaffect.perf.count_flops`, loop bodies counted once per "
+               "iteration, the share is of a float32 matmul's rate measured in the same run"
+               if flops else "")
+            + (f"; the process could run on {r['cpus_available']} of the cores"
+               if r.get("cpus_available", r["cores"]) < r["cores"] else "") + "). "
             + _stamp(runs))
-    return head + "\n\n" + "\n".join(lines) + "\n"
+    out = head + "\n\n" + "\n".join(lines) + "\n"
+    if torch and "loss_abs_diff_at_start" in r:
+        threads = r["torch_threads"]
+        out += (f"\nEager PyTorch ({threads} thread{'s' * (threads != 1)}) starts from our "
+                f"initial weights; the two Eq. 5 losses without dropout differ by "
+                f"{r['loss_abs_diff_at_start']:.1e} there.\n")
+    elif flops and not torch:
+        out += "\nEager PyTorch was not measured in this run (torch not importable).\n"
+    return out
 
 
 PIPELINE_FORMATS = {"tfrecord": "TFRecord (default)", "array_record": "ArrayRecord"}
@@ -220,21 +277,26 @@ def render_avcpnet_input_pipeline(runs: list[dict]) -> str:
     for w, rate in r["pipeline_clips_per_s"].items():
         label = "0 (in the training process)" if w == "0" else w
         lines.append(f"| {label} | {rate:.1f} | {r['ratio'][w]:.2f}x |")
+    if "transform_clips_per_s" in r:
+        rate = r["transform_clips_per_s"]
+        lines.append(f"| per-clip work alone, one core (no batching, no prefetch) | {rate:.1f} | "
+                     f"{rate / r['train_step_clips_per_s']:.2f}x |")
     v = r["video_shape"]
     head = ("`PYTHONPATH=. python benchmarks/avcpnet_input_pipeline.py` (the demo's synthetic "
             f"build read as training reads it: {v[0]} x {v[1]} frames of {v[3]} px + MFCC per "
-            f"clip, batch {r['batch']}; the demo-size AV-CPNet train step consumes "
-            f"{r['train_step_clips_per_s']:.1f} clips/s in the same run, on "
-            f"{r['cpus_available']} available cores). " + _stamp(runs))
+            f"clip, batch {r['batch']}; steady state after worker start-up; the demo-size "
+            f"AV-CPNet train step consumes {r['train_step_clips_per_s']:.1f} clips/s in the "
+            f"same run, on {r['cpus_available']} available cores; median of "
+            f"{r['arguments'].get('rounds', 1)} alternating rounds). " + _stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
 def render_avcpnet_train_step(runs: list[dict]) -> str:
     """One row per run (size, batch, dtype): the whole AV-CPNet step and the visual backbone
     against torchvision's swin3d_t on the same input."""
-    lines = ["| size (input per clip) | batch | AV-CPNet step clips/s | compile (s) | XLA "
-             "GFLOP/step | GFLOP/s (share of matmul peak) | backbone fwd+bwd: ours / "
-             "torchvision segment clips/s | ratio |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| size (input per clip) | batch | AV-CPNet step clips/s | compile (s) | GFLOP/step "
+             "| GFLOP/s (share of matmul peak) | backbone fwd+bwd: ours / torchvision segment "
+             "clips/s | ratio |", "|---|---|---|---|---|---|---|---|"]
     for r in runs:
         v, m = r["video_shape"], r["mfcc_shape"]
         size = (f"{r['size']}, {r['dtype']} ({v[0]} x {v[1]} frames of {v[2]} px, "
@@ -242,20 +304,50 @@ def render_avcpnet_train_step(runs: list[dict]) -> str:
         theirs = r.get("backbone_torchvision_clips_per_s")
         lines.append(
             f"| {size} | {r['batch']} | {r['clips_per_s']:.2f} | {r['compile_s']:.0f} | "
-            f"{r['xla_flops_per_step'] / 1e9:.1f} | {r['gflop_per_s']:.0f} "
-            f"({r['peak_fraction']:.0%} of {r['matmul_peak_gflop_per_s']:.0f}) | "
+            f"{_flops(r) / 1e9:.1f} | {_rate_and_share(r.get('gflop_per_s'), r)} | "
             f"{r['backbone_ours_clips_per_s']:.2f} / "
             + (f"{theirs:.2f} | {r['backbone_ratio']:.2f}x |" if theirs
                else "not measured | - |"))
     head = ("`PYTHONPATH=. python benchmarks/avcpnet_train_step.py --size demo|paper` (AdamW, "
             "EP-CE over three heads; the backbone rows time forward + backward of the visual "
             "backbone alone on the B x s segment clips, torch using every available core; "
-            "median of alternating rounds). " + _stamp(runs))
+            "median of alternating rounds; " + _flops_source(runs) + "). " + _stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+def render_ctm_train_step(runs: list[dict]) -> str:
+    """One row per run (batch, dtype, remat): rate, and FLOPs per step counted with loops
+    against XLA's count of the scanned model."""
+    lines = ["| batch | compute | examples/s | step (s) | compile (s) | GFLOP/step | XLA's "
+             "GFLOP/step | GFLOP/s | share of matmul peak (GFLOP/s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        compute = r["dtype"] + (", remat" if r.get("remat") else "")
+        lines.append(
+            f"| {r['batch']} | {compute} | {r['examples_per_s']:.2f} | {r['step_s']:.1f} | "
+            f"{r['compile_s']:.0f} | {r['flops_per_step'] / 1e9:.1f} | "
+            f"{r['xla_flops_per_step'] / 1e9:.1f} | {r['gflop_per_s']:.0f} | "
+            f"{r['peak_fraction']:.0%} ({r['matmul_peak_gflop_per_s']:.0f}) |")
+    s, a = runs[-1]["sizes"], runs[-1]["arguments"]
+    f = s["features"]
+    batches = sorted({r["batch"] for r in runs})
+    batch = str(batches[0]) if len(batches) == 1 else "B"
+    head = (f"`python benchmarks/ctm_train_step.py --batch {batch} --steps {a['steps']} "
+            f"--rounds {a['rounds']}` (the generic trainer's step for TAM's CTM classifier: d = "
+            f"{s['width']}, {s['layers']} layers under `nn.scan`, {s['heads']} heads, T = "
+            f"{s['segments']} segments x {len(f)} streams of "
+            + " / ".join(str(d) for d in f.values())
+            + f"-d random features, {s['classes']} classes, Adam; median of {a['rounds']} "
+            f"rounds of {a['steps']} " + ("step" if a["steps"] == 1 else "steps")
+            + " after one warm-up step; GFLOP/step by `jaxaffect.perf.count_flops`, XLA's "
+            "cost analysis counting the scanned layer once; the share is of a float32 matmul's "
+            "rate measured before each round, median over rounds). " + _stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
 RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "avcpnet_train_step": render_avcpnet_train_step,
+    "ctm_train_step": render_ctm_train_step,
     "avcpnet_input_pipeline": render_avcpnet_input_pipeline,
     "amer_train_step": render_amer_train_step,
     "smta_train_step": render_smta_train_step,

@@ -41,7 +41,7 @@ def test_only_the_newest_commit_is_rendered_and_hand_edits_fail(tmp_path):
     text = readme.read_text()
     assert "| 200.0 |" in text and "5.0x" in text and "not measured" in text
     assert "Commit `new`" in text and "7.7" not in text and "3.3" not in text
-    assert "removes 50% of the XLA FLOPs" in text
+    assert "removes 50% of the FLOPs" in text and "predate the loop-aware count" in text
     assert report.update(readme, results, check=True) == []
     readme.write_text(text.replace("200.0", "250.0"))
     assert report.main(["--readme", str(readme), "--results", str(results), "--check"]) == 1
@@ -73,22 +73,51 @@ def _render(tmp_path, name: str, runs: list[dict]) -> str:
     return text
 
 
-def test_smta_renders_the_newest_run(tmp_path):
-    def run(commit, factor):
-        return _stamped(
-            "smta_train_step", commit, dtype="float32",
-            arguments={"steps": 5, "warmup": 1},
-            sizes={"batch": 16, "steps_t": 32, "input_dim": 512, "hidden": 512, "streams": 5,
-                   "classes": 5},
-            variants=[{"variant": "smta/transformer", "compile_s": 6.81, "step_ms": 1572.1,
-                       "examples_per_s": 10.18 * factor},
-                      {"variant": "lstm", "compile_s": 4.0, "step_ms": 900.4,
-                       "examples_per_s": 17.77}])
+def _smta(commit: str, factor: float, torch: bool = True) -> dict:
+    variants = [{"variant": "smta/transformer", "compile_s": 6.81, "step_ms": 1572.1,
+                 "examples_per_s": 10.18 * factor, "flops_per_step": 109.04e9,
+                 "gflop_per_s": 63.2, "peak_fraction": 0.42},
+                {"variant": "lstm", "compile_s": 4.0, "step_ms": 900.4,
+                 "examples_per_s": 17.77, "flops_per_step": 57.9e9, "gflop_per_s": 60.1,
+                 "peak_fraction": 0.4}]
+    run = _stamped("smta_train_step", commit, dtype="float32", matmul_peak_gflop_per_s=150.2,
+                   cpus_available=2, arguments={"steps": 2, "warmup": 1, "rounds": 5},
+                   sizes={"batch": 16, "steps_t": 32, "input_dim": 512, "hidden": 512,
+                          "streams": 5, "classes": 5}, variants=variants)
+    if torch:
+        for v in variants:
+            v["vs_torch"] = v["examples_per_s"] / 8.0
+        run.update(torch="2.x", torch_threads=2, torch_examples_per_s=8.0,
+                   torch_step_ms=2000.0, loss_abs_diff_at_start=2e-6)
+    return run
 
-    text = _render(tmp_path, "smta_train_step", [run("old", 9.0), run("new", 1.0)])
-    assert "| SMTA (transformer), default parallel implementation | 6.8 | 1572 | 10.2 |" in text
-    assert "| LSTM baseline | 4.0 | 900 | 17.8 |" in text
-    assert "91.6" not in text and "batch 16" in text and "mean of 5 timed steps" in text
+
+def test_smta_renders_the_newest_run_against_eager_pytorch(tmp_path):
+    text = _render(tmp_path, "smta_train_step", [_smta("old", 9.0), _smta("new", 1.0)])
+    assert ("| SMTA (transformer), default parallel implementation | 6.8 | 1572 | 10.2 | 109.0 "
+            "| 63 (42% of 150) | 1.27x |") in text
+    assert "| LSTM baseline | 4.0 | 900 | 17.8 | 57.9 | 60 (40% of 150) | 2.22x |" in text
+    assert "| eager PyTorch (`benchmarks/torch_smta.py`) | - | 2000 | 8.0 | - | - | 1.00x |" in text
+    assert "91.6" not in text and "batch 16" in text and "median of 5 alternating rounds" in text
+    assert "differ by 2.0e-06" in text and "torch 2.x" in text
+
+
+def test_smta_without_torch_says_it_was_not_measured(tmp_path):
+    text = _render(tmp_path, "smta_train_step", [_smta("new", 1.0, torch=False)])
+    assert "| SMTA (transformer), default parallel implementation | 6.8 | 1572 | 10.2 | 109.0 " \
+           "| 63 (42% of 150) |\n" in text
+    assert "Eager PyTorch was not measured in this run" in text and "vs eager" not in text
+
+
+def test_smta_renders_lines_written_before_the_torch_comparison(tmp_path):
+    run = _smta("new", 1.0, torch=False)
+    run["arguments"] = {"steps": 5, "warmup": 1}
+    for v in run["variants"]:
+        for k in ("flops_per_step", "gflop_per_s", "peak_fraction"):
+            del v[k]
+    text = _render(tmp_path, "smta_train_step", [run])
+    assert "| SMTA (transformer), default parallel implementation | 6.8 | 1572 | 10.2 |\n" in text
+    assert "mean of 5 timed steps after 1 warm-up" in text and "GFLOP" not in text
 
 
 def test_input_pipeline_renders_both_formats(tmp_path):
@@ -145,3 +174,70 @@ def test_tam_rows_ratios_and_configurations_that_did_not_complete(tmp_path):
             "configuration with `--model finetune --devices 1`, `--model finetune --devices 8 "
             "--fsdp 8`, ") in text and "`--model pretrain --devices 8 --fsdp 1`, " in text
     assert "21,128-word vocabulary" in text
+
+
+def test_amer_renders_the_loop_aware_count_and_the_share_of_peak(tmp_path):
+    runs = [_run("new", 200.0, 40.0), _run("new", 150.0, None, all_entries=True)]
+    for r, flops in zip(runs, (3e9, 6e9)):
+        r.update(benchmark="amer_train_step", flops_per_step=flops, ours_gflop_per_s=75.0,
+                 matmul_peak_gflop_per_s=150.0, peak_fraction=0.5)
+    (tmp_path / "amer_train_step.jsonl").write_text("\n".join(json.dumps(r) for r in runs))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:amer_train_step -->\n<!-- /bench:amer_train_step -->\n")
+    assert report.update(readme, tmp_path) == ["amer_train_step"]
+    text = readme.read_text()
+    assert "| 200.0 | 1.0 | 3.00 | 75 (50% of 150) | 40.0 | 5.0x |" in text
+    assert "| 6.00 | 75 (50% of 150) | not measured | - |" in text
+    assert "removes 50% of the FLOPs" in text and "`jaxaffect.perf.count_flops`" in text
+    assert "predate" not in text
+
+
+def _avcpnet(**fields) -> dict:
+    return _stamped("avcpnet_train_step", size="paper", batch=1, dtype="float32",
+                    video_shape=[4, 8, 224, 224, 3], mfcc_shape=[4, 256, 64], clips_per_s=0.06,
+                    compile_s=35.5, xla_flops_per_step=658.8e9, gflop_per_s=38.3,
+                    matmul_peak_gflop_per_s=156.9, peak_fraction=0.244,
+                    backbone_ours_clips_per_s=0.418, **fields)
+
+
+def test_avcpnet_renders_old_lines_and_the_loop_aware_count(tmp_path):
+    old = _render(tmp_path, "avcpnet_train_step", [_avcpnet()])
+    assert ("| 1 | 0.06 | 36 | 658.8 | 38 (24% of 157) | 0.42 / not measured | - |" in old
+            and "predate the loop-aware count" in old)
+    new = _render(tmp_path, "avcpnet_train_step",
+                  [_avcpnet(flops_per_step=700.0e9, backbone_torchvision_clips_per_s=0.76,
+                            backbone_ratio=0.55)])
+    assert "| 1 | 0.06 | 36 | 700.0 | 38 (24% of 157) | 0.42 / 0.76 | 0.55x |" in new
+    assert "`jaxaffect.perf.count_flops`" in new and "predate" not in new
+
+
+def test_ctm_renders_both_counts_and_the_share_of_peak(tmp_path):
+    def run(commit, batch, rate):
+        return _stamped(
+            "ctm_train_step", commit, batch=batch, dtype="float32", remat=batch == 2,
+            arguments={"batch": batch, "steps": 1, "rounds": 3, "bf16": False},
+            sizes={"features": {"image": 512, "motion": 2048, "audio": 128}, "width": 768,
+                   "layers": 12, "heads": 12, "segments": 64, "classes": 8},
+            examples_per_s=rate, step_s=batch / rate, compile_s=20.4,
+            flops_per_step=116.2e9 * batch, xla_flops_per_step=11.9e9 * batch,
+            gflop_per_s=90.3, matmul_peak_gflop_per_s=150.4, peak_fraction=0.6)
+
+    text = _render(tmp_path, "ctm_train_step", [run("old", 8, 9.9), run("new", 8, 0.78),
+                                                run("new", 2, 0.5)])
+    assert "| 8 | float32 | 0.78 | 10.3 | 20 | 929.6 | 95.2 | 90 | 60% (150) |" in text
+    assert "| 2 | float32, remat | 0.50 | 4.0 |" in text and "9.90" not in text
+    assert "--batch B --steps 1 --rounds 3`" in text and "12 layers under `nn.scan`" in text
+    assert "512 / 2048 / 128-d" in text
+
+
+def test_avcpnet_input_pipeline_renders_workers_and_the_per_clip_rate(tmp_path):
+    run = _stamped("avcpnet_input_pipeline", arguments={"rounds": 3}, batch=16,
+                   video_shape=[2, 4, 48, 48, 3], train_step_clips_per_s=200.0,
+                   transform_clips_per_s=150.0, cpus_available=2,
+                   pipeline_clips_per_s={"0": 100.0, "2": 300.0},
+                   ratio={"0": 0.5, "2": 1.5})
+    text = _render(tmp_path, "avcpnet_input_pipeline", [run])
+    assert "| 0 (in the training process) | 100.0 | 0.50x |" in text
+    assert "| 2 | 300.0 | 1.50x |" in text
+    assert "| per-clip work alone, one core (no batching, no prefetch) | 150.0 | 0.75x |" in text
+    assert "200.0 clips/s" in text and "median of 3 alternating rounds" in text
