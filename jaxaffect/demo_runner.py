@@ -106,7 +106,7 @@ def format_table(rows: list[tuple[str, dict]], keys: Sequence[tuple[str, str]],
 
 def provenance(devices: str, minutes: float, **run: Any) -> dict[str, Any]:
     """Where and on what a result was produced: the code's commit (with "+changes" when the
-    work tree differed from it), the CPU model as `lscpu` names it, jax, devices, wall time."""
+    work tree's tracked files, other than the results folders, differed from it), the CPU model as `lscpu` names it, jax, devices, wall time."""
     import platform
     import subprocess
 
@@ -120,7 +120,10 @@ def provenance(devices: str, minutes: float, **run: Any) -> dict[str, Any]:
             return ""
 
     commit = command("git", "rev-parse", "--short=12", "HEAD") or "unknown"
-    if commit != "unknown" and command("git", "status", "--porcelain", "--untracked-files=no"):
+    # results files are what these commands append to: they do not make the code differ
+    if commit != "unknown" and command("git", "status", "--porcelain", "--untracked-files=no",
+                                       "--", ":/", ":(top,exclude)benchmarks/results",
+                                       ":(top,exclude)docs/results"):
         commit += "+changes"
     cpu = next((line.split(":", 1)[1].strip() for line in command("lscpu").splitlines()
                 if line.startswith("Model name:")), platform.processor() or "unknown")
