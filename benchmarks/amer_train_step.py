@@ -55,7 +55,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from jaxaffect.demo_runner import provenance  # noqa: E402
+from jaxaffect.demo_runner import append_result, provenance  # noqa: E402
 from jaxaffect.families.amer.amer_model import AMER  # noqa: E402
 from jaxaffect.families.amer.convert import convert_state_dict  # noqa: E402
 from jaxaffect.perf import count_flops, matmul_peak_gflops, xla_flops  # noqa: E402
@@ -268,9 +268,7 @@ def main() -> None:
         if stored is not None:
             print(f"        stored measurement: {stored['theirs_samples_per_s']} samples/s at "
                   f"commit {stored['commit']} on {stored['cpu']} (from {args.out})")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_result(args.out, result)
 
 
 if __name__ == "__main__":

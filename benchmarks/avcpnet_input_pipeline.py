@@ -23,7 +23,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 import optax  # noqa: E402
 
-from jaxaffect.demo_runner import provenance  # noqa: E402
+from jaxaffect.demo_runner import append_result, provenance  # noqa: E402
 from jaxaffect.families.avcpnet.demo import AVCPNetDemo, demo_config  # noqa: E402
 from jaxaffect.task import get_task  # noqa: E402
 
@@ -142,9 +142,7 @@ def main() -> None:
                        result["pipeline_clips_per_s"].items()}
     result = provenance(str(jax.devices()), (time.perf_counter() - t_start) / 60,
                         benchmark="avcpnet_input_pipeline", arguments=vars(args), **result)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("pipeline_clips_per_s", "train_step_clips_per_s",
                                              "ratio")}))
 

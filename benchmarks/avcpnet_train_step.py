@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from jaxaffect.config_loading import load_config  # noqa: E402
-from jaxaffect.demo_runner import provenance  # noqa: E402
+from jaxaffect.demo_runner import append_result, provenance  # noqa: E402
 from jaxaffect.families.avcpnet.clips import ClipSpec  # noqa: E402
 from jaxaffect.families.avcpnet.emotions import EMOTIONS6, polarity_of  # noqa: E402
 from jaxaffect.families.avcpnet.ep_ce import multitask_loss  # noqa: E402
@@ -196,11 +196,7 @@ def main() -> None:
                                          / result["backbone_torchvision_clips_per_s"], 2)
     result = provenance(str(jax.devices()), (time.perf_counter() - t_start) / 60,
                         benchmark="avcpnet_train_step", arguments=vars(args), **result)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "a") as f:
-        import json
-
-        f.write(json.dumps(result) + "\n")
+    append_result(args.out, result)
     print(f"AV-CPNet ({args.size}, batch {batch}, {result['dtype']}): {full_med:.2f} clips/s, "
           f"compile {compile_s:.1f} s, {step_flops / 1e9:.1f} GFLOP/step (XLA counts "
           f"{step_xla_flops / 1e9:.1f}), "

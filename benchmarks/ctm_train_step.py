@@ -22,7 +22,6 @@ README's Benchmarks section renders the newest commit's runs (``python benchmark
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -33,7 +32,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxaffect.config_loading import load_config  # noqa: E402
-from jaxaffect.demo_runner import provenance  # noqa: E402
+from jaxaffect.demo_runner import append_result, provenance  # noqa: E402
 from jaxaffect.families.tam.task import TAMTask  # noqa: E402
 from jaxaffect.perf import count_flops, matmul_peak_gflops, xla_flops  # noqa: E402
 from jaxaffect.task import register  # noqa: E402
@@ -124,9 +123,7 @@ def main() -> None:
         "cpus_available": len(os.sched_getaffinity(0))}
     result = provenance(str(jax.devices()), (time.perf_counter() - t_start) / 60,
                         benchmark="ctm_train_step", arguments=vars(args), **result)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_result(args.out, result)
     print(f"CTM train step (batch {args.batch}, {m.dtype}): {rate:.2f} examples/s "
           f"({result['step_s']} s/step), compile {compile_s:.1f} s; "
           f"{flops.total / 1e9:.1f} GFLOP/step ({flops.matmul / flops.total:.0%} matmul; XLA "

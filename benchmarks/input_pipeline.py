@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import tempfile
 import time
@@ -31,7 +30,7 @@ import jax
 
 from jaxaffect.data import build
 from jaxaffect.data.records import dataset_files, read_records
-from jaxaffect.demo_runner import provenance
+from jaxaffect.demo_runner import append_result, provenance
 from jaxaffect.families.perr import pipeline
 from jaxaffect.families.perr.erato_format import STREAMS, write_random_manual_dir
 
@@ -126,9 +125,7 @@ def main() -> None:
                         formats=formats)
     print(f"machine: {result['cpu']} ({result['cores']} cores), jax {result['jax']}, "
           f"commit {result['commit']}; appended to {args.out}")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from jaxaffect.demo_runner import provenance  # noqa: E402
+from jaxaffect.demo_runner import append_result, provenance  # noqa: E402
 from jaxaffect.families.perr.erato_format import STREAMS  # noqa: E402
 from jaxaffect.families.perr.losses import perr_loss  # noqa: E402
 from jaxaffect.families.perr.model import PERRModel  # noqa: E402
@@ -293,9 +293,7 @@ def main() -> None:
                   "with this run's figures unless the machine and its load are the same)")
     print(f"machine: {result['cpu']} ({result['cores']} cores, {result['cpus_available']} "
           f"available), jax {result['jax']}, commit {result['commit']}; appended to {args.out}")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_result(args.out, result)
 
 
 if __name__ == "__main__":

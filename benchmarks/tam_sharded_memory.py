@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from jaxaffect.demo_runner import provenance
+from jaxaffect.demo_runner import append_result, provenance
 
 CONFIGS = {  # (devices, fsdp)
     "1": [(1, 1)],
@@ -247,8 +247,7 @@ def main() -> None:
                                      mesh=f"data={devices // fsdp} x fsdp={fsdp}",
                                      error=why, oom_kills_during_run=oom,
                                      stderr_tail=stderr[-2000:])
-                    with open(args.out, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                    append_result(args.out, row)
                     print(f"{model:9s} {row['mesh']:18s} did not complete: {why}", flush=True)
                     continue
                 row = json.loads(lines[-1][len("RESULT "):])
@@ -256,8 +255,7 @@ def main() -> None:
                 row = provenance(f"{devices} cpu devices", (time.perf_counter() - t0) / 60,
                                  **stamp, **row)
                 rows.append(row)
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+                append_result(args.out, row)
                 print(f"{row['model']:9s} {row['mesh']:18s} params {row['params']:>11,d} "
                       f"param+opt/device {_mib(row['param_and_optimizer_bytes_per_device'])} MiB"
                       f"  XLA args {_mib(row['xla_argument_bytes'])} temp "

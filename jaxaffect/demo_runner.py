@@ -104,9 +104,17 @@ def format_table(rows: list[tuple[str, dict]], keys: Sequence[tuple[str, str]],
     return "\n".join(lines)
 
 
+def append_result(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Appends `record` as one JSON line to `path` (a benchmark's results file; folders made)."""
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def provenance(devices: str, minutes: float, **run: Any) -> dict[str, Any]:
     """Where and on what a result was produced: the code's commit (with "+changes" when the
-    work tree's tracked files, other than the results folders, differed from it), the CPU model as `lscpu` names it, jax, devices, wall time."""
+    work tree's tracked files, other than the results folders, differed from it), the CPU model
+    as `lscpu` names it, jax, devices, wall time."""
     import platform
     import subprocess
 

@@ -76,3 +76,13 @@ def test_run_demo_trains_arms_per_seed_and_writes_results(tmp_path, monkeypatch)
     text = (tmp_path / "w" / "results.md").read_text()
     assert text.startswith("toy demo, seeds [0, 2]") and "| main model | 70.00 ± 14.14 |" in text
     assert "pre validation:" in text and payload["data"] == {"corpus": f"{tmp_path}/h/built"}
+
+
+def test_append_result_adds_one_json_line_per_call(tmp_path):
+    from jaxaffect.demo_runner import append_result
+
+    path = tmp_path / "results" / "bench.jsonl"
+    append_result(path, {"a": 1})
+    append_result(path, {"b": [2.5]})
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"a": 1},
+                                                                           {"b": [2.5]}]
