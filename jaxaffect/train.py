@@ -110,13 +110,14 @@ class Setup:
                 raise ConfigError(f"no usable train split: {reason}") from None
             steps_per_epoch = max(1, n_train // config.training.batch_size)
         self.steps_per_epoch = steps_per_epoch
+        self.total_steps = int(config.training.num_epochs) * steps_per_epoch
         dummy = self.task.dummy_batch(1)
         abstract_params = jax.eval_shape(
             lambda r: self.task.init_variables(self.model, r, dummy)["params"],
             jax.random.key(0))
         self.tx, self.schedule = make_optimizer(
             config.optimizer, steps_per_epoch, abstract_params,
-            total_steps=int(config.training.num_epochs) * steps_per_epoch)
+            total_steps=self.total_steps)
 
         def init(rng):
             variables = self.task.init_variables(self.model, rng, dummy)
@@ -364,7 +365,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     setup = Setup(config)
     task = setup.task
     steps_per_epoch = setup.steps_per_epoch
-    total_steps = tcfg.num_epochs * steps_per_epoch
+    total_steps = setup.total_steps
     # Everything that can be refused is checked before the workdir is touched.
     try:
         train_ds = task.dataset("train", train=True, seed=config.seed,
