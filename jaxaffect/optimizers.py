@@ -22,7 +22,7 @@ def make_schedule(opt: ml_collections.ConfigDict, steps_per_epoch: int,
     """The learning-rate schedule of `config.optimizer`.
 
     schedule "step" (the default when absent): lr x decay_factor every decay_every_epochs
-    epochs (paper Sec. 5.1 of the SMTA family; 0 keeps the rate constant). schedule "cosine":
+    epochs (0 keeps the rate constant). schedule "cosine":
     linear warm-up from 0 over warmup_epochs, then a cosine decay to 0 at `total_steps` (the
     schedule of Video Swin-style fine-tuning).
     """
