@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from jaxaffect.errors import FormatError
+from jaxaffect.features import audio as audio_features
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation of ImageNet/Kinetics backbones
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -140,45 +141,11 @@ def sample_video(jpegs, spec: ClipSpec, rng: np.random.Generator | None = None,
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def one_blas_thread() -> None:
-    """Limits numpy's BLAS to one thread in this process (once). A clip's matrices are small;
-    BLAS threads spinning against the training step's threads made the MFCC's one matrix
-    product about 20x slower (22 ms instead of 1.2 ms) on a loaded 2-core machine."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
-@functools.lru_cache(maxsize=8)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
-
-
 def mfcc(audio: np.ndarray, spec: ClipSpec) -> np.ndarray:
-    """float32 [frames, n_mfcc] (librosa MFCC), standardised with one mean and one standard
-    deviation over the whole clip.
-
-    The steps of ``librosa.feature.mfcc(y=...)`` with its defaults (centred Hann STFT, power
-    mel spectrogram, dB, DCT-II), composed from librosa's own functions so that the mel basis
-    is built once per process (librosa builds it on every call, about 1.5 ms of a clip's ~8 ms
-    of MFCC) and applied with one matrix product; tests check it against
-    ``librosa.feature.mfcc``.
-    """
-    import librosa
-
-    y = np.asarray(audio)
-    y = (y.astype(np.float32) / 32768.0) if y.dtype == np.int16 else y.astype(np.float32)
-    win = int(round(spec.sample_rate * spec.window_ms / 1000))
-    hop = int(round(spec.sample_rate * spec.hop_ms / 1000))
-    n_fft = 1 << (win - 1).bit_length()
-    if y.size < n_fft:
-        y = np.pad(y, (0, n_fft - y.size))
-    power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win)) ** 2
-    mel = _mel_basis(spec.sample_rate, n_fft, spec.n_mels) @ power
-    m = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=spec.n_mfcc).T
+    """float32 [frames, n_mfcc] (`jaxaffect.features.audio.mfcc_frames`, librosa's MFCC),
+    standardised with one mean and one standard deviation over the whole clip."""
+    m = audio_features.mfcc_frames(audio, spec.sample_rate, window_ms=spec.window_ms,
+                                   hop_ms=spec.hop_ms, n_mels=spec.n_mels, n_mfcc=spec.n_mfcc)
     m = (m - m.mean()) / (m.std() + 1e-5)
     return m.astype(np.float32)
 
@@ -226,7 +193,7 @@ class RecordTransform:
     spec: ClipSpec
 
     def __call__(self, record: bytes, rng: np.random.Generator | None = None) -> dict:
-        one_blas_thread()
+        audio_features.one_blas_thread()
         ex = record_decoder(os.fspath(self.builder_dir))(record)
         vid = ex["video_id"]
         vid = vid.decode("utf-8") if isinstance(vid, bytes) else str(vid)
