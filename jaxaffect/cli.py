@@ -1,4 +1,5 @@
-"""`jaxaffect` command line: demo, build, train, eval, predict, synthesize, convert, config."""
+"""`jaxaffect` command line: demo, extract, build, train, eval, predict, synthesize, convert,
+config."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ GENERIC_EXAMPLES = (
     "[--seeds 0,1,2] [--config.training.batch_size=32]",
     "jaxaffect eval  --workdir runs/x --split test [--seeds 0,1,2]",
     "jaxaffect predict --workdir runs/x/seed_0 --features clip.npz",
+    "jaxaffect extract LAYOUT --videos ~/clips --out ~/layout [--workers 2]",
+    "jaxaffect predict --workdir runs/x/seed_0 --video clip.mp4 [--subtitles clip.srt]",
     "jaxaffect config show configs/FAMILY/CONFIG.py:key=value [--config.training.batch_size=32]",
 )
 
@@ -203,13 +206,26 @@ def cmd_predict(args, overrides) -> int:
 
     del overrides
     path, kind = (args.video, "video") if args.video else (args.features, "features")
-    result = TrainedModel(args.workdir, args.checkpoint).predict_file(path, kind)
+    sidecars = {"subtitles": args.subtitles} if args.subtitles else {}
+    if sidecars and not args.video:
+        raise SystemExit("--subtitles goes with --video")
+    result = TrainedModel(args.workdir, args.checkpoint).predict_file(path, kind, sidecars)
     print(f"{path}: {result['prediction']}")
     for name, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:10s} {p:.4f}")
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def cmd_extract(args, overrides) -> int:
+    from jaxaffect import family
+
+    del overrides
+    summary = family.load(family.extractors()[args.extractor].run)(args)
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.failed else 0  # the run completed; exit 1 says some videos failed
 
 
 def cmd_build(args, overrides) -> int:
@@ -364,9 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a training run's folder (with --seeds runs: <workdir>/seed_<k>)")
     source = pr.add_mutually_exclusive_group(required=True)
     source.add_argument("--features", help="a per-clip .npz in the builder's layout")
-    source.add_argument("--video", help="a video file (mp4, webm, mkv, ...) for a task that "
-                                        "reads raw media; decoded and sampled as "
-                                        "at evaluation")
+    source.add_argument("--video", help="a video file (mp4, webm, mkv, ...): decoded and "
+                                        "sampled as at evaluation for a task that reads raw "
+                                        "media; for a task that reads features, extracted "
+                                        "first as its dataset was (`jaxaffect extract`)")
+    pr.add_argument("--subtitles", default=None,
+                    help="the video's subtitle file (.srt, .vtt, .ass) for extractors that "
+                         "read text")
     pr.add_argument("--checkpoint", default="best", choices=["best", "latest"],
                     help="best (by the validation metric) or latest checkpoint")
     pr.add_argument("--json", action="store_true", help="also print the result as JSON")
@@ -398,6 +418,24 @@ def build_parser() -> argparse.ArgumentParser:
         c = conv.add_parser(name, help=converter.help, description=converter.help)
         converter.add_arguments(c)
     cv.set_defaults(fn=cmd_convert)
+
+    ex = sub.add_parser("extract", help="videos -> features in a builder's manual_dir layout",
+                        description="Extracts features from raw videos into the manual_dir "
+                        "layout of a builder (then `jaxaffect build`). Parallel over videos, "
+                        "resumable (finished videos are kept), failures listed in "
+                        "<out>/extract_failures.tsv; extraction.json records the settings.")
+    exs = ex.add_subparsers(dest="extractor", required=True, metavar="{" + ",".join(
+        sorted(family.extractors(families))) + "}", help="the layout to write")
+    for name, extractor in sorted(family.extractors(families).items()):
+        e = exs.add_parser(name, help=extractor.help, description=extractor.help)
+        e.add_argument("--videos", required=True, help="folder of video files")
+        e.add_argument("--out", required=True,
+                       help="the layout folder to write (new, or an earlier run's to resume)")
+        e.add_argument("--workers", type=int, default=1,
+                       help="worker processes, one video each at a time (default 1)")
+        e.add_argument("--no_progress", action="store_true", help="no progress bar")
+        extractor.add_arguments(e)
+    ex.set_defaults(fn=cmd_extract)
 
     cf = sub.add_parser("config", help="inspect configs: every field, its value and meaning",
                         description="Inspects config files. The tables docs/configs_<family>.md "

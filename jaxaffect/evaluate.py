@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -91,22 +93,31 @@ class TrainedModel:
             batch["valid"] = np.ones((n,), bool)
         return jax.device_get(self._predict(self.params, batch))
 
-    def predict_file(self, features: str, kind: str | None = None) -> dict[str, Any]:
+    def predict_file(self, features: str, kind: str | None = None,
+                     sidecars: dict[str, str] | None = None) -> dict[str, Any]:
         """Predicts one clip from a file: a feature file in the builder's per-clip layout, or
-        a video file for tasks that read raw media (`Task.input_kind == "video"`). `kind`
-        ("features" or "video"), when given, must match what the task reads."""
+        a video file. A task that reads raw media (`Task.input_kind == "video"`) takes the
+        video itself; a task that reads features takes a video when its dataset was made by
+        `jaxaffect extract` (the build's metadata records how): the video is extracted the
+        same way first. `kind` ("features" or "video"), when given, says which file it is;
+        `sidecars` are the video's other inputs (e.g. {"subtitles": path})."""
         task = self.task
         if not hasattr(task, "load_clip"):
             raise ConfigError(f"`predict` on one file is not available for task "
                               f"{self.config.task!r}; use `jaxaffect eval` on a built dataset")
         reads = getattr(task, "input_kind", "features")
-        if kind is not None and kind != reads:
-            flag = "--video" if reads == "video" else "--features"
-            raise ConfigError(f"task {self.config.task!r} predicts from {reads} files: pass "
-                              f"{flag} (not --{kind})")
+        if kind == "features" and reads == "video":
+            raise ConfigError(f"task {self.config.task!r} predicts from video files: pass "
+                              "--video (not --features)")
         if not Path(features).is_file():
             raise FileNotFoundError(f"{features}: no such file")
-        batch = task.load_clip(features)
+        if kind == "video" and reads == "features":
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "features.npz")
+                extract_like_dataset(task, features, sidecars or {}, path)
+                batch = task.load_clip(path)
+        else:
+            batch = task.load_clip(features)
         _refuse_empty_masks(features, batch)
         out = self.predict(batch)
         bad = [k for k, v in out.items()
@@ -132,6 +143,31 @@ class TrainedModel:
         return {"features": features, "checkpoint_step": step,
                 "prediction": names[int(probs.argmax())],
                 "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+
+
+def extract_like_dataset(task: Any, video: str, sidecars: dict[str, str], out_path: str
+                         ) -> None:
+    """Writes `video`'s feature file as the task's dataset was extracted (its build's
+    `extraction` metadata names the extractor and its settings)."""
+    from jaxaffect import family
+    from jaxaffect.data import prepared
+
+    builder_dir = getattr(task, "builder_dir", None)
+    record = prepared.load_metadata(builder_dir).get("extraction") if builder_dir else None
+    if not record:
+        raise ConfigError(f"{builder_dir}: this run's dataset was not made by `jaxaffect "
+                          "extract` (its build records no extraction settings), so a video "
+                          "cannot be turned into the same features; pass --features")
+    extractor = family.extractors().get(record.get("extractor"))
+    if extractor is None or extractor.one_video is None:
+        raise ConfigError(f"{builder_dir}: the dataset was extracted by "
+                          f"{record.get('extractor')!r}, which this installation cannot run "
+                          "on one video")
+    unknown = sorted(set(sidecars) - set(extractor.sidecars))
+    if unknown:
+        raise ConfigError(f"extractor {record['extractor']!r} takes no {unknown} input "
+                          f"(it takes: {list(extractor.sidecars) or 'the video only'})")
+    family.load(extractor.one_video)(video, record, sidecars, out_path)
 
 
 def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, Any]:

@@ -7,7 +7,9 @@ family offers, as "module:attribute" references that are imported when used:
 * `demo`: the family's `jaxaffect.demo_runner.Demo` subclass (settings and arms; one runner
   runs every family's demo);
 * `corpora`: synthetic corpora `jaxaffect synthesize <name>` writes;
-* `converters`: `jaxaffect convert <name>` importers of other code bases' checkpoints.
+* `converters`: `jaxaffect convert <name>` importers of other code bases' checkpoints;
+* `extractors`: `jaxaffect extract <name>` raw videos -> a builder's manual_dir layout, and
+  the same features of one video for `predict --video`.
 
 Discovery also looks at every `jaxaffect/families/` folder on `sys.path` (namespace-style), so a
 family can live outside this repository. Names are unique: a task, corpus or converter name
@@ -63,6 +65,24 @@ class Converter:
 
 
 @dataclasses.dataclass(frozen=True)
+class Extractor:
+    """Raw videos -> a builder's manual_dir layout (`jaxaffect extract <name>`).
+
+    `add_arguments(parser)` declares its own arguments (the command adds --videos, --out,
+    --workers, --no_progress); `run` names fn(args) -> `jaxaffect.features.extraction.Summary`;
+    `one_video` names fn(video, record, sidecars, out_path) writing one video's feature file
+    as recorded in a dataset's extraction record (`predict --video`); `sidecars` lists the
+    per-video inputs besides the video that `predict --video` accepts (e.g. "subtitles").
+    """
+
+    run: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    one_video: str | None = None
+    sidecars: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Family:
     name: str
     summary: str
@@ -71,6 +91,7 @@ class Family:
     demo_help: str = ""
     corpora: Mapping[str, Corpus] = dataclasses.field(default_factory=dict)
     converters: Mapping[str, Converter] = dataclasses.field(default_factory=dict)
+    extractors: Mapping[str, Extractor] = dataclasses.field(default_factory=dict)
     #: example command lines shown in `jaxaffect --help`.
     examples: tuple[str, ...] = ()
     #: picked by `jaxaffect demo` / `synthesize` when no family or corpus is named.
@@ -110,7 +131,8 @@ def families() -> dict[str, Family]:
             raise FamilyError(f"{module.__file__}: FAMILY.name is {family.name!r}, the "
                               f"package is {info.name!r}")
         for kind, names in (("task", family.tasks), ("corpus", family.corpora),
-                            ("converter", family.converters)):
+                            ("converter", family.converters),
+                            ("extractor", family.extractors)):
             for name in names:
                 other = owners.setdefault((kind, name), family.name)
                 if other != family.name:
@@ -143,3 +165,8 @@ def corpora(found: Mapping[str, Family] | None = None) -> dict[str, Corpus]:
 def converters(found: Mapping[str, Family] | None = None) -> dict[str, Converter]:
     return {name: c for f in (found or families()).values()
             for name, c in f.converters.items()}
+
+
+def extractors(found: Mapping[str, Family] | None = None) -> dict[str, Extractor]:
+    return {name: e for f in (found or families()).values()
+            for name, e in f.extractors.items()}

@@ -261,6 +261,13 @@ def _build_collecting(name: str, manual_dir: str, data_dir: str, file_format: st
         return os.fspath(builder.data_dir), False
     # Written into metadata.json with the build (every builder here has a MetadataDict).
     conversions.attach(builder.info.metadata)
+    # A layout written by `jaxaffect extract` says how its features were made; `predict
+    # --video` reads it back to extract a new video the same way.
+    from jaxaffect.features.extraction import read_record
+
+    record = read_record(manual_dir)
+    if record is not None:
+        builder.info.metadata["extraction"] = record
     with quiet_tfds():
         builder.download_and_prepare(
             file_format=fmt,

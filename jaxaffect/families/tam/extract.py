@@ -1,0 +1,170 @@
+"""`jaxaffect extract tam|tsc`: videos -> the segment-feature layouts of the TAM builders.
+
+* `tam`: `--videos` holds the videos (any folder depth; the id is the path without extension,
+  e.g. `Joy/clip01` as VideoEmotion-8 and Ekman-6 lay them out) and, at its top, the
+  benchmark's list files (`*.txt`: classInd.txt, trainlist01.txt, testlist01.txt,
+  ACCEDEranking.txt, ...), which are copied unchanged. The output builds with
+  `video_emotion8`, `ekman6` or `liris_accede` (their `features` config).
+* `tsc`: `--videos` holds `<video_id>.<ext>` and `--danmaku` the matching `<video_id>.xml`;
+  the output (`features/<id>.npz` with `segment_seconds`, `danmaku/<id>.xml` copied) builds
+  with `bilibili_tsc`. A video without its danmaku file fails (listed), it is not skipped.
+
+Streams per fixed-length segment (`segment_seconds`, default 0.64 s = TAM's 16 frames at
+25 fps): `image` the colour descriptor and `motion` the motion descriptor of the segment's
+frames (`jaxaffect.features.visual`: classical descriptors, not the paper's CLIP and R3D
+features, which need weights no package ships), `audio` MFCC statistics
+(`jaxaffect.features.audio`, not VGGish). Widths follow the extractor and are recorded in
+`extraction.json`, which builds copy into their metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxaffect.errors import FormatError
+from jaxaffect.features import extraction as ex
+
+SETTINGS = {"segment_seconds": 0.64, "max_fps": 12.5, "short_side": 112}
+STREAM_EXTRACTORS = {"image": "colour", "motion": "motion", "audio": "audio"}
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, danmaku: bool = False) -> None:
+    if danmaku:
+        parser.add_argument("--danmaku", required=True,
+                            help="folder of <video_id>.xml Bilibili danmaku files")
+    parser.add_argument("--segment_seconds", type=float, default=SETTINGS["segment_seconds"],
+                        help="length of one feature segment (default %(default)s s)")
+    parser.add_argument("--max_fps", type=float, default=SETTINGS["max_fps"],
+                        help="frames kept per second at most (every k-th frame; default "
+                             "%(default)s)")
+    parser.add_argument("--short_side", type=int, default=SETTINGS["short_side"],
+                        help="frames resized to this short side before the descriptors "
+                             "(default %(default)s)")
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {"segment_seconds": float(args.segment_seconds), "max_fps": float(args.max_fps),
+            "short_side": int(args.short_side)}
+
+
+def stream_record(settings: dict[str, Any], layout: str) -> dict[str, Any]:
+    """What extraction.json says about this extractor (the builders copy it to metadata)."""
+    from jaxaffect.features import audio, visual
+
+    dims = {"image": visual.DESCRIPTORS["colour"][1], "motion": visual.DESCRIPTORS["motion"][1],
+            "audio": audio.statistics_dim()}
+    names = {"image": f"colour-{visual.VERSION}", "motion": f"motion-{visual.VERSION}",
+             "audio": audio.STATISTICS_NAME}
+    return {"extractor": layout, "settings": settings,
+            "streams": {s: {"name": names[s], "dim": dims[s]} for s in dims}}
+
+
+def segment_streams(video: str, settings: dict[str, Any], stages: ex.Stages
+                    ) -> tuple[dict[str, np.ndarray], float]:
+    """{image, image_mask, motion, motion_mask, audio, audio_mask} of one video, and its
+    duration in seconds."""
+    from jaxaffect.features import audio, media, segments, visual
+
+    with stages("decode"):
+        clip = media.decode_video(video, short_side=settings["short_side"],
+                                  max_fps=settings["max_fps"])
+        frames = np.stack(clip.frames)
+    bounds = segments.fixed_bounds(clip.duration, settings["segment_seconds"])
+    members = segments.frames_in(bounds, len(frames), clip.fps)
+    out: dict[str, np.ndarray] = {}
+    with stages("visual"):
+        for stream, kind in (("image", "colour"), ("motion", "motion")):
+            fn, dim = visual.DESCRIPTORS[kind]
+            values = np.zeros((len(bounds), dim), np.float32)
+            present = np.array([len(m) > 0 for m in members])
+            for i, m in enumerate(members):
+                if len(m):
+                    values[i] = fn(frames[m])
+            out[stream], out[stream + "_mask"] = values, present
+    with stages("audio"):
+        out["audio"], out["audio_mask"] = audio.segment_statistics(clip.audio, bounds,
+                                                                   clip.sample_rate)
+    return out, float(clip.duration)
+
+
+def extract_video(job: ex.Job, settings: dict[str, Any], stages: ex.Stages) -> ex.Extracted:
+    """The `tam` layout's file of one video."""
+    arrays, seconds = segment_streams(job.video, settings, stages)
+    return ex.Extracted(arrays, seconds)
+
+
+def extract_tsc_video(job: ex.Job, settings: dict[str, Any], stages: ex.Stages
+                      ) -> ex.Extracted:
+    """The `tsc` layout's file of one video: its streams plus `segment_seconds`; the danmaku
+    file is parsed first, so a broken one fails the video before decoding."""
+    from jaxaffect.families.tam.danmaku import parse_danmaku
+
+    with stages("danmaku"):
+        xml = job.sidecars.get("danmaku")
+        if not xml or not os.path.isfile(xml):
+            raise FormatError(f"{xml}: no danmaku file for this video")
+        parse_danmaku(xml)
+    arrays, seconds = segment_streams(job.video, settings, stages)
+    arrays["segment_seconds"] = np.float32(settings["segment_seconds"])
+    return ex.Extracted(arrays, seconds)
+
+
+def run(args: argparse.Namespace) -> ex.Summary:
+    """`jaxaffect extract tam`."""
+    settings = settings_of(args)
+    out = Path(args.out)
+    videos = ex.find_videos(args.videos)
+    jobs = [ex.Job(os.fspath(path), f"features/{vid}.npz") for vid, path in videos]
+    summary = ex.run_extraction(jobs, "jaxaffect.families.tam.extract:extract_video", settings,
+                                out, record=stream_record(settings, "tam"),
+                                workers=args.workers, progress=not args.no_progress)
+    for lst in sorted(Path(args.videos).glob("*.txt")):
+        ex.copy_if_new(lst, out / lst.name)
+    return summary
+
+
+def run_tsc(args: argparse.Namespace) -> ex.Summary:
+    """`jaxaffect extract tsc`."""
+    settings = settings_of(args)
+    out = Path(args.out)
+    danmaku = Path(args.danmaku)
+    if not danmaku.is_dir():
+        raise FormatError(f"{danmaku}: --danmaku is not a folder")
+    jobs = []
+    for vid, path in ex.find_videos(args.videos):
+        if "/" in vid:
+            raise FormatError(f"{path}: the tsc layout keys videos by file name; put the "
+                              f"videos at the top of {args.videos}")
+        jobs.append(ex.Job(os.fspath(path), f"features/{vid}.npz",
+                           {"danmaku": os.fspath(danmaku / f"{vid}.xml")}))
+    summary = ex.run_extraction(jobs, "jaxaffect.families.tam.extract:extract_tsc_video",
+                                settings, out, record=stream_record(settings, "tsc"),
+                                workers=args.workers, progress=not args.no_progress)
+    for job in jobs:  # the danmaku of every video whose features exist
+        if (out / job.output).is_file():
+            ex.copy_if_new(Path(job.sidecars["danmaku"]), out / "danmaku" /
+                         f"{Path(job.output).stem}.xml")
+    return summary
+
+
+def features_for_video(video: str, record: dict[str, Any], sidecars: dict[str, str],
+                       out_path: str) -> None:
+    """`predict --video`: the one video's feature file, as the run's dataset was extracted."""
+    layout = record.get("extractor")
+    if layout not in ("tam", "tsc"):
+        raise FormatError(f"{video}: the run's features came from extractor {layout!r}, not "
+                          "this family's")
+    if record != stream_record(record["settings"], layout):
+        raise FormatError(f"{video}: the run's dataset was extracted with other streams "
+                          f"({record.get('streams')}) than this version makes "
+                          f"({stream_record(record['settings'], layout)['streams']})")
+    try:
+        arrays, _ = segment_streams(video, record["settings"], ex.Stages())
+    except ex.StageError as e:
+        raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
+    ex.write_output(Path(out_path), arrays)
