@@ -11,6 +11,9 @@ any family:
 * a failing job (broken, truncated or unsupported media, a bad subtitle file, ...) never stops
   the run: its (file, stage, reason) goes to ``extract_failures.tsv`` beside the outputs and
   is summarised at the end; nothing is dropped silently;
+* what a job noticed without failing (no audio stream, no subtitle file: those streams are
+  absent, masked out) goes to ``extract_notes.tsv`` (file, stage, note), kept across resumed
+  runs, and is counted in the summary;
 * ``extraction.json`` records the extractor, its settings and the feature streams; a second
   run into the same folder with other settings is refused (features of two extractors never
   mix in one layout), and builders copy the record into the dataset's metadata so `predict
@@ -39,6 +42,7 @@ from jaxaffect.errors import FormatError
 
 RECORD = "extraction.json"
 FAILURES = "extract_failures.tsv"
+NOTES = "extract_notes.tsv"
 PARTIAL = ".partial"
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg",
                     ".ts", ".wmv", ".3gp")
@@ -56,10 +60,12 @@ class Job:
 
 @dataclasses.dataclass
 class Extracted:
-    """What an extractor returns: the arrays of the output file and the video's duration."""
+    """What an extractor returns: the arrays of the output file, the video's duration, and
+    (stage, note) pairs for what is absent without being an error (e.g. no audio stream)."""
 
     arrays: dict[str, np.ndarray]
     seconds: float
+    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 class StageError(Exception):
@@ -105,6 +111,7 @@ class Outcome:
     seconds: float = 0.0
     wall: float = 0.0
     stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -116,6 +123,7 @@ class Summary:
     wall_seconds: float
     stage_seconds: dict[str, float]
     out_dir: str
+    noted: int = 0
 
     def lines(self) -> list[str]:
         rate = self.video_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
@@ -123,6 +131,9 @@ class Summary:
                  f"({self.video_seconds:.1f} s of video in {self.wall_seconds:.1f} s, "
                  f"{rate:.2f} s of video per s); "
                  f"{self.skipped} already done; {len(self.failed)} failed"]
+        if self.noted:
+            lines.append(f"{self.noted} extracted video(s) lack a stream (no audio track, no "
+                         f"subtitle file, ...): listed in {os.path.join(self.out_dir, NOTES)}")
         if self.failed:
             lines.append(f"failures (also in {os.path.join(self.out_dir, FAILURES)}):")
             lines += [f"  {o.job.video}: {o.stage}: {o.reason}" for o in self.failed]
@@ -230,7 +241,7 @@ def run_job(ref: str, job: Job, settings: Mapping[str, Any], out_dir: str) -> Ou
         return Outcome(job, False, "extract", _one_line(e), wall=time.perf_counter() - start,
                        stage_seconds=stages.seconds)
     return Outcome(job, True, seconds=result.seconds, wall=time.perf_counter() - start,
-                   stage_seconds=stages.seconds)
+                   stage_seconds=stages.seconds, notes=list(result.notes))
 
 
 def _worker_init() -> None:
@@ -254,6 +265,25 @@ def _write_failures(out_dir: Path, failed: Sequence[Outcome]) -> None:
     tmp = path.with_name(FAILURES + PARTIAL)
     tmp.write_text("\n".join(rows) + "\n")
     os.replace(tmp, path)
+
+
+def _write_notes(out_dir: Path, outcomes: Sequence[Outcome]) -> int:
+    """Merges this run's notes into extract_notes.tsv (rows of videos run now are replaced;
+    those of videos done earlier are kept). Returns the number of videos noted now."""
+    path = out_dir / NOTES
+    ran = {o.job.video for o in outcomes}
+    rows = []
+    if path.is_file():
+        rows = [r for r in path.read_text().splitlines()[1:] if r.split("\t")[0] not in ran]
+    rows += ["\t".join(" ".join(str(x).split()) for x in (o.job.video, stage, note))
+             for o in outcomes if o.ok for stage, note in o.notes]
+    if not rows:
+        path.unlink(missing_ok=True)
+        return 0
+    tmp = path.with_name(NOTES + PARTIAL)
+    tmp.write_text("\n".join(["file\tstage\tnote", *sorted(rows)]) + "\n")
+    os.replace(tmp, path)
+    return sum(1 for o in outcomes if o.ok and o.notes)
 
 
 def run_extraction(jobs: Sequence[Job], extractor: str, settings: Mapping[str, Any],
@@ -282,6 +312,7 @@ def run_extraction(jobs: Sequence[Job], extractor: str, settings: Mapping[str, A
         bar.close()
     failed = [o for o in outcomes if not o.ok]
     _write_failures(out, failed)
+    noted = _write_notes(out, outcomes)
     stage_seconds: dict[str, float] = {}
     for o in outcomes:
         for k, v in o.stage_seconds.items():
@@ -289,7 +320,7 @@ def run_extraction(jobs: Sequence[Job], extractor: str, settings: Mapping[str, A
     return Summary(extracted=sum(o.ok for o in outcomes), skipped=skipped, failed=failed,
                    video_seconds=sum(o.seconds for o in outcomes),
                    wall_seconds=time.perf_counter() - start, stage_seconds=stage_seconds,
-                   out_dir=os.fspath(out))
+                   out_dir=os.fspath(out), noted=noted)
 
 
 def _progress(total: int, enabled: bool):

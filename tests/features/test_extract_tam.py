@@ -58,6 +58,10 @@ def test_extract_tam_outputs_failures_and_resume(videos, tmp_path, capsys):
     assert a["audio_mask"].all() and not b["audio_mask"].any()  # b has no audio stream
     assert a["image_mask"].all() and a["image"].any(axis=1).all()
     assert (out / "classInd.txt").read_text() == "1 Fear\n2 Joy\n"
+    notes = [r.split("\t") for r in (out / ex.NOTES).read_text().splitlines()]
+    assert notes[1:] == [[str(videos / "Fear/b.mkv"), "audio",
+                          "no audio stream: audio absent throughout"]]
+    assert "1 extracted video(s) lack a stream" in text
     assert not list(out.rglob(f"*{ex.PARTIAL}"))
 
     # rerun: finished videos are kept (bytes and times untouched), failures retried and listed
@@ -69,6 +73,7 @@ def test_extract_tam_outputs_failures_and_resume(videos, tmp_path, capsys):
     assert "extracted 1 video(s)" in text and "1 already done" in text and "4 failed" in text
     assert (out / "features/Joy/a.npz").stat().st_mtime_ns == before
     assert not list(out.rglob(f"*{ex.PARTIAL}"))
+    assert (out / ex.NOTES).read_text().splitlines()[1:] == ["\t".join(notes[1])]
     np.testing.assert_array_equal(np.load(out / "features/Fear/b.npz")["image"], b["image"])
 
     # other settings into the same folder: refused with one line, nothing touched

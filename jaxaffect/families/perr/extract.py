@@ -138,8 +138,9 @@ def _text_stream(subtitles: str | None, bounds: np.ndarray, encoding: str | None
 
 
 def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
-                 stages: ex.Stages) -> tuple[dict[str, np.ndarray], float]:
-    """The ten arrays (five streams and their masks) of one clip, and its duration."""
+                 stages: ex.Stages) -> tuple[dict[str, np.ndarray], float, list[tuple[str, str]]]:
+    """The ten arrays (five streams and their masks) of one clip, its duration, and notes on
+    what is absent throughout."""
     from jaxaffect.features import audio, faces, media, segments, visual
 
     with stages("decode"):
@@ -173,12 +174,22 @@ def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
         out["audio"], out["audio_mask"] = audio.segment_statistics(clip.audio, bounds,
                                                                    clip.sample_rate)
     order = ("person_a", "person_b", "background", "audio", "text")
-    return {k: out[k] for s in order for k in (s, s + "_mask")}, float(clip.duration)
+    notes = []
+    if not clip.has_audio:
+        notes.append(("audio", "no audio stream: audio absent throughout"))
+    if not subtitles:
+        notes.append(("text", "no subtitle file: text absent throughout"))
+    if len([t for t in main if t is not None]) < 2:
+        notes.append(("faces", f"{sum(t is not None for t in main)} face track(s) found: "
+                               "the missing person(s) absent throughout"))
+    arrays = {k: out[k] for s in order for k in (s, s + "_mask")}
+    return arrays, float(clip.duration), notes
 
 
 def extract_clip(job: ex.Job, settings: dict[str, Any], stages: ex.Stages) -> ex.Extracted:
-    arrays, seconds = clip_streams(job.video, job.sidecars.get("subtitles"), settings, stages)
-    return ex.Extracted(arrays, seconds)
+    arrays, seconds, notes = clip_streams(job.video, job.sidecars.get("subtitles"), settings,
+                                          stages)
+    return ex.Extracted(arrays, seconds, notes)
 
 
 def subtitle_file(folder: str | None, clip_id: str) -> str | None:
@@ -226,7 +237,7 @@ def features_for_video(video: str, record: dict[str, Any], sidecars: dict[str, s
                           f"({record.get('streams')}) than this installation makes "
                           f"({mine['streams']})")
     try:
-        arrays, _ = clip_streams(video, sidecars.get("subtitles"), record["settings"],
+        arrays, _, _ = clip_streams(video, sidecars.get("subtitles"), record["settings"],
                                  ex.Stages())
     except ex.StageError as e:
         raise FormatError(f"{video}: {e.stage}: {e.reason}") from None

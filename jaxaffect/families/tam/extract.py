@@ -65,9 +65,9 @@ def stream_record(settings: dict[str, Any], layout: str) -> dict[str, Any]:
 
 
 def segment_streams(video: str, settings: dict[str, Any], stages: ex.Stages
-                    ) -> tuple[dict[str, np.ndarray], float]:
-    """{image, image_mask, motion, motion_mask, audio, audio_mask} of one video, and its
-    duration in seconds."""
+                    ) -> tuple[dict[str, np.ndarray], float, list[tuple[str, str]]]:
+    """{image, image_mask, motion, motion_mask, audio, audio_mask} of one video, its duration
+    in seconds, and notes on absent streams."""
     from jaxaffect.features import audio, media, segments, visual
 
     with stages("decode"):
@@ -89,13 +89,14 @@ def segment_streams(video: str, settings: dict[str, Any], stages: ex.Stages
     with stages("audio"):
         out["audio"], out["audio_mask"] = audio.segment_statistics(clip.audio, bounds,
                                                                    clip.sample_rate)
-    return out, float(clip.duration)
+    notes = [] if clip.has_audio else [("audio", "no audio stream: audio absent throughout")]
+    return out, float(clip.duration), notes
 
 
 def extract_video(job: ex.Job, settings: dict[str, Any], stages: ex.Stages) -> ex.Extracted:
     """The `tam` layout's file of one video."""
-    arrays, seconds = segment_streams(job.video, settings, stages)
-    return ex.Extracted(arrays, seconds)
+    arrays, seconds, notes = segment_streams(job.video, settings, stages)
+    return ex.Extracted(arrays, seconds, notes)
 
 
 def extract_tsc_video(job: ex.Job, settings: dict[str, Any], stages: ex.Stages
@@ -109,9 +110,9 @@ def extract_tsc_video(job: ex.Job, settings: dict[str, Any], stages: ex.Stages
         if not xml or not os.path.isfile(xml):
             raise FormatError(f"{xml}: no danmaku file for this video")
         parse_danmaku(xml)
-    arrays, seconds = segment_streams(job.video, settings, stages)
+    arrays, seconds, notes = segment_streams(job.video, settings, stages)
     arrays["segment_seconds"] = np.float32(settings["segment_seconds"])
-    return ex.Extracted(arrays, seconds)
+    return ex.Extracted(arrays, seconds, notes)
 
 
 def run(args: argparse.Namespace) -> ex.Summary:
@@ -164,7 +165,7 @@ def features_for_video(video: str, record: dict[str, Any], sidecars: dict[str, s
                           f"({record.get('streams')}) than this version makes "
                           f"({stream_record(record['settings'], layout)['streams']})")
     try:
-        arrays, _ = segment_streams(video, record["settings"], ex.Stages())
+        arrays, _, _ = segment_streams(video, record["settings"], ex.Stages())
     except ex.StageError as e:
         raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
     ex.write_output(Path(out_path), arrays)

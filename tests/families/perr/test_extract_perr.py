@@ -109,6 +109,11 @@ def test_streams_persons_and_text(layout):
     one = np.load(layout / "features/one.npz")
     assert one["person_a_mask"].all() and not one["person_b_mask"].any()
     assert not one["text_mask"].any() and not one["audio_mask"].any()  # no subtitles, no audio
+    rows = [r.split("\t") for r in (layout / "extract_notes.tsv").read_text().splitlines()[1:]]
+    notes = {(stage, note) for file, stage, note in rows if Path(file).name == "one.mp4"}
+    assert ("audio", "no audio stream: audio absent throughout") in notes
+    assert ("text", "no subtitle file: text absent throughout") in notes
+    assert any(stage == "faces" and note.startswith("1 face track") for stage, note in notes)
 
 
 def test_failures_name_the_stage(layout):
