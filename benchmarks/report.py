@@ -269,6 +269,31 @@ def render_tam_sharded_memory(runs: list[dict]) -> str:
     return out
 
 
+def render_extraction(runs: list[dict]) -> str:
+    """The newest run: whole `extract` runs by worker count, then each stage's rate."""
+    r = runs[-1]
+    rate = r["run_video_s_per_s"]
+    lines = ["| run | s of video per s |", "|---|---|",
+             f"| `extract tam`, 1 worker | {rate['tam_1']:.2f} |",
+             f"| `extract tam`, 2 workers | {rate['tam_2']:.2f} ({r['scaling_2_workers']:.2f}x "
+             "1 worker) |",
+             f"| `extract perr`, 1 worker | {rate['perr_1']:.2f} |", "",
+             "| stage (one worker) | `tam`: s of video per s in the stage | `perr` |",
+             "|---|---|---|"]
+    stages = r["stage_video_s_per_s"]
+    for stage in sorted(set(stages["tam"]) | set(stages["perr"]),
+                        key=lambda s: min(stages["tam"].get(s, 1e9), stages["perr"].get(s, 1e9))):
+        cells = [f"{stages[k][stage]:.1f}" if stage in stages[k] else "-" for k in ("tam", "perr")]
+        lines.append(f"| {stage} | {cells[0]} | {cells[1]} |")
+    slow = r["slowest_stage"]
+    head = ("`PYTHONPATH=. python benchmarks/extraction.py` (" + r["clip"] + ", a tone, two "
+            f"faces and a subtitle file each; median of {r['arguments'].get('rounds', 1)} "
+            f"alternating rounds on {r['cpus_available']} available cores; worker start-up "
+            f"included in the runs). Slowest stage: {slow['tam']} (`tam`), {slow['perr']} "
+            "(`perr`). " + _stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
 def render_avcpnet_input_pipeline(runs: list[dict]) -> str:
     """The newest run: clips/s by grain worker processes against the train step."""
     r = runs[-1]
@@ -349,6 +374,7 @@ RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "avcpnet_train_step": render_avcpnet_train_step,
     "ctm_train_step": render_ctm_train_step,
     "avcpnet_input_pipeline": render_avcpnet_input_pipeline,
+    "extraction": render_extraction,
     "amer_train_step": render_amer_train_step,
     "smta_train_step": render_smta_train_step,
     "input_pipeline": render_input_pipeline,

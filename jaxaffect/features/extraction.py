@@ -245,8 +245,22 @@ def run_job(ref: str, job: Job, settings: Mapping[str, Any], out_dir: str) -> Ou
 
 
 def _worker_init() -> None:
+    """Each worker process owns about one core: single-threaded decoding, BLAS/OpenMP and
+    OpenCV (threads of several workers would only contend; outputs do not change)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from threadpoolctl import threadpool_limits
+
+    from jaxaffect.features import media
+
+    media.single_threaded_decoding()
+    threadpool_limits(limits=1)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
 
 
 def _remove_partials(out_dir: Path) -> None:

@@ -33,6 +33,14 @@ from jaxaffect.errors import FormatError
 
 SAMPLE_RATE = 16000
 JPEG_QUALITY = 90
+#: FFmpeg's decoding threads (PyAV thread_type): "AUTO" in one process; a pool of worker
+#: processes, one per core, sets "NONE" (`single_threaded_decoding`). Frames do not change.
+DECODE_THREADS = {"type": "AUTO"}
+
+
+def single_threaded_decoding() -> None:
+    """Decode on the calling thread only (for processes that each own one core)."""
+    DECODE_THREADS["type"] = "NONE"
 
 
 class MediaError(FormatError):
@@ -183,7 +191,7 @@ def decode_video(path: str | os.PathLike, *, short_side: int | None, max_fps: fl
         if not container.streams.video:
             raise MediaError(f"{p}: no video stream")
         video = container.streams.video[0]
-        video.thread_type = "AUTO"
+        video.thread_type = DECODE_THREADS["type"]
         audio = container.streams.audio[0] if container.streams.audio else None
         audio_seconds = (float(audio.duration * audio.time_base)
                          if audio is not None and audio.duration and audio.time_base else 0.0)

@@ -17,6 +17,7 @@ flat-colour cut's score unchanged and changes a textured one's little.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,6 +49,16 @@ with np.errstate(divide="ignore"):
     _H_RECIP = np.where(_IDX > 0, np.round((180 << _SHIFT) / (6 * _IDX)), 0).astype(np.int32)
 
 
+@functools.lru_cache(maxsize=1)
+def _cv2():
+    """OpenCV when installed (the `extract` extra), else None."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
+
+
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
     """uint8 HSV of uint8 RGB [..., 3] in OpenCV's 8-bit convention: V = max(R, G, B);
     S = 255 (V - min) / V (0 where V = 0); H = hue in degrees / 2, a negative hue wrapped by
@@ -58,7 +69,16 @@ def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.shape[-1:] != (3,):
         raise ValueError(f"rgb must be uint8 [..., 3], got {rgb.dtype} {rgb.shape}")
-    c = rgb.astype(np.int32)
+    cv2 = _cv2()
+    if cv2 is not None and rgb.size:  # the same bytes (tested on 5.6M colours), ~20x faster
+        flat = np.ascontiguousarray(rgb.reshape(-1, 1, 3))
+        return cv2.cvtColor(flat, cv2.COLOR_RGB2HSV).reshape(rgb.shape)
+    return rgb_to_hsv_fixed_point(rgb)
+
+
+def rgb_to_hsv_fixed_point(rgb: np.ndarray) -> np.ndarray:
+    """`rgb_to_hsv` in numpy (the path without OpenCV)."""
+    c = np.asarray(rgb).astype(np.int32)
     r, g, b = c[..., 0], c[..., 1], c[..., 2]
     v = c.max(axis=-1)
     diff = v - c.min(axis=-1)

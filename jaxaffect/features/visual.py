@@ -34,6 +34,14 @@ def _luma(frames: np.ndarray) -> np.ndarray:
     return (LUMA[0] * rgb[..., 0] + LUMA[1] * rgb[..., 1] + LUMA[2] * rgb[..., 2]) / 255.0
 
 
+def _combination_stats(mean: np.ndarray, second: np.ndarray, w: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame mean and variance of the pixel values w . rgb, from the frames' RGB means
+    [t, 3] and second moments [t, 3, 3]."""
+    m = mean @ w
+    return m, np.maximum(np.einsum("c,tcd,d->t", w, second, w) - m**2, 0.0)
+
+
 def colour_descriptor(frames: Frames) -> np.ndarray:
     """float32 [COLOUR_DIM = 81] colour statistics of a segment:
 
@@ -54,34 +62,42 @@ def colour_descriptor(frames: Frames) -> np.ndarray:
         raise ValueError("a colour descriptor needs at least one frame")
     t = len(frames)
     hist = np.zeros(HIST_DIM, np.float64)
-    moments = np.zeros((3, 2), np.float64)  # per channel: sum, sum of squares
+    channel_counts = np.zeros((3, 256), np.float64)  # H, S, V value counts
     colourful = np.zeros(t, np.float64)
     bright = np.zeros(t, np.float64)
     contrast = np.zeros(t, np.float64)
+    # Per-pixel linear combinations of RGB / 255 (colour opponents, luma): their means and
+    # variances per frame follow from each frame's RGB mean and 3 x 3 second-moment matrix,
+    # exact in float64 (sums of integer products below 2^53).
+    rg, yb, luma = np.array([1.0, -1.0, 0.0]), np.array([0.5, 0.5, -1.0]), np.array(LUMA)
     for start in range(0, t, shots.CHUNK_FRAMES):
         chunk = frames[start:start + shots.CHUNK_FRAMES]
-        hsv = shots.rgb_to_hsv(chunk).astype(np.int64)
-        index = ((hsv[..., 0] * HUE_BINS // 180) * SAT_BINS
-                 + hsv[..., 1] * SAT_BINS // 256) * VAL_BINS + hsv[..., 2] * VAL_BINS // 256
+        hsv = shots.rgb_to_hsv(chunk)
+        h, sat, val = (hsv[..., c].astype(np.int32) for c in range(3))
+        index = ((h * HUE_BINS // 180) * SAT_BINS + sat * SAT_BINS // 256) * VAL_BINS \
+            + val * VAL_BINS // 256
         hist += np.bincount(index.ravel(), minlength=HIST_DIM)
-        scaled = hsv.reshape(-1, 3) / np.array([180.0, 255.0, 255.0])
-        moments[:, 0] += scaled.sum(axis=0)
-        moments[:, 1] += np.square(scaled).sum(axis=0)
-        rgb = chunk.astype(np.float64) / 255.0
-        rg = (rgb[..., 0] - rgb[..., 1]).reshape(len(chunk), -1)
-        yb = (0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]).reshape(len(chunk), -1)
-        colourful[start:start + len(chunk)] = (
-            np.sqrt(rg.var(axis=1) + yb.var(axis=1))
-            + 0.3 * np.sqrt(rg.mean(axis=1) ** 2 + yb.mean(axis=1) ** 2))
-        luma = _luma(chunk).reshape(len(chunk), -1)
-        bright[start:start + len(chunk)] = luma.mean(axis=1)
-        contrast[start:start + len(chunk)] = luma.std(axis=1)
+        for ch in range(3):
+            channel_counts[ch] += np.bincount(hsv[..., ch].ravel(), minlength=256)
+        pix = chunk.reshape(len(chunk), -1, 3).astype(np.float64)
+        n = pix.shape[1]
+        mean = pix.sum(axis=1) / (255.0 * n)  # [t, 3]
+        second = np.einsum("tpc,tpd->tcd", pix, pix, optimize=True) / (255.0**2 * n)
+        (m_rg, v_rg), (m_yb, v_yb), (m_l, v_l) = (_combination_stats(mean, second, w)
+                                                  for w in (rg, yb, luma))
+        sl = slice(start, start + len(chunk))
+        colourful[sl] = np.sqrt(v_rg + v_yb) + 0.3 * np.sqrt(m_rg**2 + m_yb**2)
+        bright[sl] = m_l
+        contrast[sl] = np.sqrt(v_l)
     pixels = frames.shape[0] * frames.shape[1] * frames.shape[2]
-    mean = moments[:, 0] / pixels
-    std = np.sqrt(np.maximum(moments[:, 1] / pixels - mean**2, 0.0))
-    stats = np.stack([mean, std], axis=1).ravel()
-    out = np.concatenate([hist / pixels, stats, [colourful.mean(), bright.mean(),
-                                                 contrast.mean()]])
+    values = np.arange(256, dtype=np.float64)
+    scale = np.array([180.0, 255.0, 255.0])[:, None]
+    mean = (channel_counts * values).sum(axis=1) / pixels / scale[:, 0]
+    mean_sq = (channel_counts * values**2).sum(axis=1) / pixels / scale[:, 0] ** 2
+    std = np.sqrt(np.maximum(mean_sq - mean**2, 0.0))
+    stats_hsv = np.stack([mean, std], axis=1).ravel()
+    out = np.concatenate([hist / pixels, stats_hsv, [colourful.mean(), bright.mean(),
+                                                     contrast.mean()]])
     return out.astype(np.float32)
 
 

@@ -79,6 +79,7 @@ def test_hsv_known_values_and_loop_reference():
     pix[0, :, :, 1] = pix[0, :, :, 0]  # ties for the maximum take the red / green sector
     pix[1, :, :, 2] = pix[1, :, :, 1]
     np.testing.assert_array_equal(shots.rgb_to_hsv(pix), _hsv_loop(pix))
+    np.testing.assert_array_equal(shots.rgb_to_hsv_fixed_point(pix), _hsv_loop(pix))
     hsv = shots.rgb_to_hsv(pix)
     assert hsv.dtype == np.uint8 and hsv[..., 0].max() < 180
 
@@ -95,11 +96,16 @@ def test_hsv_within_one_of_colorsys():
         assert abs(o[1] - np.floor(s * 255 + 0.5)) <= 1 and o[2] == round(v * 255)
 
 
-def test_hsv_equals_opencv_when_installed():
+def test_numpy_hsv_equals_opencv_on_every_colour_when_installed(monkeypatch):
+    """With OpenCV installed `rgb_to_hsv` uses cv2.cvtColor; both paths give the same bytes
+    (R and G over all 256 values, B over every third)."""
     cv2 = pytest.importorskip("cv2")
-    rng = np.random.default_rng(2)
-    pix = rng.integers(0, 256, (1, 20000, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(shots.rgb_to_hsv(pix), cv2.cvtColor(pix, cv2.COLOR_RGB2HSV))
+    r, g, b = np.meshgrid(np.arange(256), np.arange(256), np.arange(0, 256, 3), indexing="ij")
+    pix = np.stack([r, g, b], axis=-1).reshape(1, -1, 3).astype(np.uint8)
+    fast = shots.rgb_to_hsv(pix)
+    np.testing.assert_array_equal(fast, cv2.cvtColor(pix, cv2.COLOR_RGB2HSV))
+    monkeypatch.setattr(shots, "_cv2", lambda: None)
+    np.testing.assert_array_equal(shots.rgb_to_hsv(pix), fast)
 
 
 def test_hsv_rejects_non_uint8():
