@@ -206,10 +206,11 @@ def cmd_predict(args, overrides) -> int:
 
     del overrides
     path, kind = (args.video, "video") if args.video else (args.features, "features")
-    sidecars = {"subtitles": args.subtitles} if args.subtitles else {}
-    if sidecars and not args.video:
-        raise SystemExit("--subtitles goes with --video")
-    result = TrainedModel(args.workdir, args.checkpoint).predict_file(path, kind, sidecars)
+    inputs = {k: str(v) for k in ("subtitles", "person", "moment")
+              if (v := getattr(args, k)) is not None}
+    if inputs and not args.video:
+        raise SystemExit(f"--{next(iter(inputs))} goes with --video")
+    result = TrainedModel(args.workdir, args.checkpoint).predict_file(path, kind, inputs)
     print(f"{path}: {result['prediction']}")
     for name, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:10s} {p:.4f}")
@@ -387,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--subtitles", default=None,
                     help="the video's subtitle file (.srt, .vtt, .ass) for extractors that "
                          "read text")
+    pr.add_argument("--person", default=None,
+                    help="the target person (a character name) for tasks that predict one "
+                         "person's emotion")
+    pr.add_argument("--moment", type=float, default=None,
+                    help="the moment (seconds into the video) to predict, for tasks that "
+                         "predict at a moment")
     pr.add_argument("--checkpoint", default="best", choices=["best", "latest"],
                     help="best (by the validation metric) or latest checkpoint")
     pr.add_argument("--json", action="store_true", help="also print the result as JSON")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -94,13 +93,13 @@ class TrainedModel:
         return jax.device_get(self._predict(self.params, batch))
 
     def predict_file(self, features: str, kind: str | None = None,
-                     sidecars: dict[str, str] | None = None) -> dict[str, Any]:
+                     inputs: dict[str, str] | None = None) -> dict[str, Any]:
         """Predicts one clip from a file: a feature file in the builder's per-clip layout, or
         a video file. A task that reads raw media (`Task.input_kind == "video"`) takes the
         video itself; a task that reads features takes a video when its dataset was made by
         `jaxaffect extract` (the build's metadata records how): the video is extracted the
         same way first. `kind` ("features" or "video"), when given, says which file it is;
-        `sidecars` are the video's other inputs (e.g. {"subtitles": path})."""
+        `inputs` are the video's other inputs (e.g. {"subtitles": path, "person": name})."""
         task = self.task
         if not hasattr(task, "load_clip"):
             raise ConfigError(f"`predict` on one file is not available for task "
@@ -113,9 +112,9 @@ class TrainedModel:
             raise FileNotFoundError(f"{features}: no such file")
         if kind == "video" and reads == "features":
             with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "features.npz")
-                extract_like_dataset(task, features, sidecars or {}, path)
-                batch = task.load_clip(path)
+                batch = task.load_clip(extract_like_dataset(task, features, inputs or {}, tmp))
+        elif inputs:
+            raise ConfigError(f"{', '.join(sorted(inputs))} go(es) with --video")
         else:
             batch = task.load_clip(features)
         _refuse_empty_masks(features, batch)
@@ -145,10 +144,10 @@ class TrainedModel:
                 "probabilities": {n: float(p) for n, p in zip(names, probs)}}
 
 
-def extract_like_dataset(task: Any, video: str, sidecars: dict[str, str], out_path: str
-                         ) -> None:
-    """Writes `video`'s feature file as the task's dataset was extracted (its build's
-    `extraction` metadata names the extractor and its settings)."""
+def extract_like_dataset(task: Any, video: str, inputs: dict[str, str], out_dir: str) -> str:
+    """Extracts `video` into `out_dir` as the task's dataset was extracted (its build's
+    `extraction` metadata names the extractor and its settings); returns what the task's
+    `load_clip` reads."""
     from jaxaffect import family
     from jaxaffect.data import prepared
 
@@ -158,16 +157,19 @@ def extract_like_dataset(task: Any, video: str, sidecars: dict[str, str], out_pa
         raise ConfigError(f"{builder_dir}: this run's dataset was not made by `jaxaffect "
                           "extract` (its build records no extraction settings), so a video "
                           "cannot be turned into the same features; pass --features")
-    extractor = family.extractors().get(record.get("extractor"))
+    name = record.get("extractor")
+    extractor = family.extractors().get(name)
     if extractor is None or extractor.one_video is None:
-        raise ConfigError(f"{builder_dir}: the dataset was extracted by "
-                          f"{record.get('extractor')!r}, which this installation cannot run "
-                          "on one video")
-    unknown = sorted(set(sidecars) - set(extractor.sidecars))
+        raise ConfigError(f"{builder_dir}: the dataset was extracted by {name!r}, which this "
+                          "installation cannot run on one video")
+    unknown = sorted(set(inputs) - set(extractor.inputs))
     if unknown:
-        raise ConfigError(f"extractor {record['extractor']!r} takes no {unknown} input "
-                          f"(it takes: {list(extractor.sidecars) or 'the video only'})")
-    family.load(extractor.one_video)(video, record, sidecars, out_path)
+        raise ConfigError(f"extractor {name!r} takes no --{unknown[0]} (it takes: "
+                          f"{', '.join('--' + i for i in extractor.inputs) or 'the video only'})")
+    missing = [i for i in extractor.required if i not in inputs]
+    if missing:
+        raise ConfigError(f"extractor {name!r} needs --{missing[0]} with --video")
+    return family.load(extractor.one_video)(video, record, inputs, out_dir)
 
 
 def predict_file(workdir: str, features: str, which: str = "best") -> dict[str, Any]:

@@ -70,16 +70,18 @@ class Extractor:
 
     `add_arguments(parser)` declares its own arguments (the command adds --videos, --out,
     --workers, --no_progress); `run` names fn(args) -> `jaxaffect.features.extraction.Summary`;
-    `one_video` names fn(video, record, sidecars, out_path) writing one video's feature file
-    as recorded in a dataset's extraction record (`predict --video`); `sidecars` lists the
-    per-video inputs besides the video that `predict --video` accepts (e.g. "subtitles").
+    `one_video` names fn(video, record, inputs, out_dir) -> path: one video's input for the
+    task's `load_clip` (a feature file, or a folder), made as recorded in a dataset's
+    extraction record (`predict --video`); `inputs` lists what `predict --video` may pass
+    besides the video (e.g. "subtitles", "person", "moment") and `required` those it must.
     """
 
     run: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     one_video: str | None = None
-    sidecars: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -193,7 +193,33 @@ class AMERTask(Task):
 
     def predict(self, model, params, batch):
         out = self._apply(model, params, batch, train=False)
-        return {"logits": out["logits"].astype(jnp.float32)}
+        logits = out["logits"].astype(jnp.float32)
+        return {"logits": logits, "probs": jax.nn.softmax(logits, axis=-1)}
+
+    def load_clip(self, path: str) -> dict[str, Any]:
+        """A one-annotation MEmoR release folder (what `jaxaffect extract memor` writes for
+        `predict --video --person NAME --moment SECONDS`: the clip, and the target person at
+        the moment) -> a batch of one, cut like the evaluation data. The release's feature
+        sizes must be the run's."""
+        from jaxaffect.data.memory_dataset import collate_nested
+        from jaxaffect.errors import FormatError
+        from jaxaffect.families.amer import release_examples as rx
+
+        if not Path(path).is_dir():
+            raise FormatError(f"{path}: AMER predicts from a one-clip release folder (made by "
+                              "`predict --video ... --person NAME --moment SECONDS`)")
+        release = rx.read_release(path)
+        if len(release.annotations) != 1:
+            raise FormatError(f"{path}: {len(release.annotations)} annotations; a one-clip "
+                              "release for prediction holds exactly one")
+        wrong = {k: (v, release.dims.get(k)) for k, v in self.spec.dims.items()
+                 if release.dims.get(k) != v}
+        if wrong:
+            k, (want, got) = next(iter(sorted(wrong.items())))
+            raise FormatError(f"{path}: {k} features are {got}-d, the run's are {want}-d")
+        visual = rx.ClipVisual(release, release.annotations[0].clip)
+        example = ab.Transform(self.spec)(rx.annotation_example(release, 0, visual))
+        return self.device_batch(collate_nested([example]))
 
     # -- evaluation ---------------------------------------------------------------------------
     def selection_metric(self) -> str:

@@ -27,7 +27,7 @@ FAMILY = Family(
              "background, audio, text per time step",
         add_arguments=_extract_arguments,
         one_video="jaxaffect.families.perr.extract:features_for_video",
-        sidecars=("subtitles",))},
+        inputs=("subtitles",))},
     is_default=True,
     examples=(
         "jaxaffect build erato --manual_dir ~/erato_release --data_dir ~/tfds",

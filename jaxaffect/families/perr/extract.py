@@ -225,8 +225,8 @@ def run(args: argparse.Namespace) -> ex.Summary:
     return summary
 
 
-def features_for_video(video: str, record: dict[str, Any], sidecars: dict[str, str],
-                       out_path: str) -> None:
+def features_for_video(video: str, record: dict[str, Any], inputs: dict[str, str],
+                       out_dir: str) -> str:
     """`predict --video`: one clip's feature file, as the run's dataset was extracted."""
     if record.get("extractor") != "perr":
         raise FormatError(f"{video}: the run's features came from extractor "
@@ -237,8 +237,10 @@ def features_for_video(video: str, record: dict[str, Any], sidecars: dict[str, s
                           f"({record.get('streams')}) than this installation makes "
                           f"({mine['streams']})")
     try:
-        arrays, _, _ = clip_streams(video, sidecars.get("subtitles"), record["settings"],
+        arrays, _, _ = clip_streams(video, inputs.get("subtitles"), record["settings"],
                                  ex.Stages())
     except ex.StageError as e:
         raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
-    ex.write_output(Path(out_path), arrays)
+    path = Path(out_dir) / "features.npz"
+    ex.write_output(path, arrays)
+    return str(path)

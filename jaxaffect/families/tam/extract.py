@@ -153,8 +153,8 @@ def run_tsc(args: argparse.Namespace) -> ex.Summary:
     return summary
 
 
-def features_for_video(video: str, record: dict[str, Any], sidecars: dict[str, str],
-                       out_path: str) -> None:
+def features_for_video(video: str, record: dict[str, Any], inputs: dict[str, str],
+                       out_dir: str) -> str:
     """`predict --video`: the one video's feature file, as the run's dataset was extracted."""
     layout = record.get("extractor")
     if layout not in ("tam", "tsc"):
@@ -168,4 +168,6 @@ def features_for_video(video: str, record: dict[str, Any], sidecars: dict[str, s
         arrays, _, _ = segment_streams(video, record["settings"], ex.Stages())
     except ex.StageError as e:
         raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
-    ex.write_output(Path(out_path), arrays)
+    path = Path(out_dir) / "features.npz"
+    ex.write_output(path, arrays)
+    return str(path)
