@@ -206,7 +206,7 @@ def cmd_predict(args, overrides) -> int:
 
     del overrides
     path, kind = (args.video, "video") if args.video else (args.features, "features")
-    inputs = {k: str(v) for k in ("subtitles", "person", "moment")
+    inputs = {k: str(v) for k in ("subtitles", "person", "moment", "personality")
               if (v := getattr(args, k)) is not None}
     if inputs and not args.video:
         raise SystemExit(f"--{next(iter(inputs))} goes with --video")
@@ -394,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--moment", type=float, default=None,
                     help="the moment (seconds into the video) to predict, for tasks that "
                          "predict at a moment")
+    pr.add_argument("--personality", default=None,
+                    help="the personality file the run's dataset was extracted with (MEmoR "
+                         "layout), when it used one")
     pr.add_argument("--checkpoint", default="best", choices=["best", "latest"],
                     help="best (by the validation metric) or latest checkpoint")
     pr.add_argument("--json", action="store_true", help="also print the result as JSON")

@@ -21,7 +21,7 @@ def test_help_lists_every_command(capsys):
         cli.main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for command in ("demo", "build", "train", "eval", "predict", "synthesize"):
+    for command in ("demo", "extract", "build", "train", "eval", "predict", "synthesize"):
         assert command in out
 
 

@@ -132,8 +132,8 @@ class Summary:
                  f"{rate:.2f} s of video per s); "
                  f"{self.skipped} already done; {len(self.failed)} failed"]
         if self.noted:
-            lines.append(f"{self.noted} extracted video(s) lack a stream (no audio track, no "
-                         f"subtitle file, ...): listed in {os.path.join(self.out_dir, NOTES)}")
+            lines.append(f"{self.noted} extracted video(s) have notes (an absent stream, "
+                         f"unnamed faces, ...): listed in {os.path.join(self.out_dir, NOTES)}")
         if self.failed:
             lines.append(f"failures (also in {os.path.join(self.out_dir, FAILURES)}):")
             lines += [f"  {o.job.video}: {o.stage}: {o.reason}" for o in self.failed]

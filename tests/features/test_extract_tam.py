@@ -61,7 +61,7 @@ def test_extract_tam_outputs_failures_and_resume(videos, tmp_path, capsys):
     notes = [r.split("\t") for r in (out / ex.NOTES).read_text().splitlines()]
     assert notes[1:] == [[str(videos / "Fear/b.mkv"), "audio",
                           "no audio stream: audio absent throughout"]]
-    assert "1 extracted video(s) lack a stream" in text
+    assert "1 extracted video(s) have notes" in text
     assert not list(out.rglob(f"*{ex.PARTIAL}"))
 
     # rerun: finished videos are kept (bytes and times untouched), failures retried and listed

