@@ -7,6 +7,7 @@ only when a `FaceDetector` is made; tracking and cropping need numpy and PIL onl
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -192,3 +193,42 @@ def crop(frame: np.ndarray, box: np.ndarray | Sequence[float], size: int = 64,
         raise ValueError(f"box {tuple(box)} does not overlap the {w}x{h} frame")
     patch = Image.fromarray(np.ascontiguousarray(frame[top:bottom, left:right]))
     return np.asarray(patch.resize((size, size), Image.Resampling.BILINEAR))
+
+
+@functools.lru_cache(maxsize=1)
+def shared_detector() -> FaceDetector:
+    """A FaceDetector with the default settings, made once per process (detectors cannot be
+    pickled to worker processes)."""
+    return FaceDetector()
+
+
+GEOMETRY_DIM = 4
+
+
+def box_geometry(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """float64 [4]: mean over `boxes` [n, 4] (x0, y0, x1, y1) of the centre x / width,
+    centre y / height, box width / width and box height / height."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    rel = np.stack([(b[:, 0] + b[:, 2]) / 2 / width, (b[:, 1] + b[:, 3]) / 2 / height,
+                    (b[:, 2] - b[:, 0]) / width, (b[:, 3] - b[:, 1]) / height], axis=1)
+    return rel.mean(axis=0)
+
+
+def face_descriptor(frames: Sequence[np.ndarray], boxes: np.ndarray, size: int = 64
+                    ) -> np.ndarray:
+    """float32 [FACE_DESCRIPTOR_DIM]: the colour descriptor of the faces' crops (one per
+    frame and box, `crop` at `size`) and their mean `box_geometry` (classical features, no
+    learned weights)."""
+    from jaxaffect.features import visual
+
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    crops = np.stack([crop(f, b, size=size) for f, b in zip(frames, boxes)])
+    h, w = np.asarray(frames[0]).shape[:2]
+    return np.concatenate([visual.colour_descriptor(crops),
+                           box_geometry(boxes, h, w)]).astype(np.float32)
+
+
+def face_descriptor_dim() -> int:
+    from jaxaffect.features import visual
+
+    return visual.COLOUR_DIM + GEOMETRY_DIM

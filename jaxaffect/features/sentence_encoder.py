@@ -14,6 +14,7 @@ sorted by length and padded to power-of-two lengths and row counts, so few shape
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -188,3 +189,9 @@ def load_sentence_encoder(model_dir: str | os.PathLike[str] | None = None) -> Se
         name=DEFAULT_NAME if is_default else folder.name,
         fingerprint=hashlib.sha256(weights).hexdigest(),
         pad_id=int(hf_config.get("pad_token_id") or 0))
+
+
+@functools.lru_cache(maxsize=1)
+def shared_encoder() -> SentenceEncoder:
+    """The default encoder, loaded (and compiled) once per process."""
+    return load_sentence_encoder()

@@ -188,3 +188,18 @@ def test_missing_opencv_or_cascade_is_one_line(monkeypatch, tmp_path):
     for path in (bad, tmp_path / "missing.xml"):
         with pytest.raises(faces.FaceDetectorError, match="not a readable Haar cascade"):
             faces.FaceDetector(cascade_path=path)
+
+
+def test_face_descriptor_is_crop_colour_and_mean_geometry():
+    from jaxaffect.features import visual
+
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(3)]
+    boxes = np.array([[8, 4, 24, 20], [10, 6, 30, 26], [40, 10, 60, 40]], np.float32)
+    got = faces.face_descriptor(frames, boxes, size=16)
+    assert got.shape == (faces.face_descriptor_dim(),) and got.dtype == np.float32
+    crops = np.stack([faces.crop(f, b, size=16) for f, b in zip(frames, boxes)])
+    np.testing.assert_array_equal(got[:visual.COLOUR_DIM], visual.colour_descriptor(crops))
+    ref = np.mean([[(b[0] + b[2]) / 2 / 64, (b[1] + b[3]) / 2 / 48, (b[2] - b[0]) / 64,
+                    (b[3] - b[1]) / 48] for b in boxes.astype(float)], axis=0)
+    np.testing.assert_allclose(got[visual.COLOUR_DIM:], ref, rtol=1e-6)

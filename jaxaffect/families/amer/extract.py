@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import functools
 import hashlib
 import io
 import math
@@ -75,7 +74,6 @@ from jaxaffect.features import extraction as ex
 
 SETTINGS = {"max_fps": 8.0, "short_side": 224, "face_size": 64, "subtitle_encoding": None}
 SUBTITLE_EXTENSIONS = (".ass", ".ssa", ".vtt", ".srt")
-GEOMETRY_DIM = 4  # box centre x, y and width, height, relative to the frame
 OTHERS = rf.SPEAKERS.index("others")
 ANNOTATION_HEADER = ("clip", "character", "moment", "primary", "fine", "split")
 PARTS = "parts"
@@ -102,31 +100,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames resized to this short side (default %(default)s)")
 
 
-@functools.lru_cache(maxsize=1)
-def _encoder():
-    from jaxaffect.features.sentence_encoder import load_sentence_encoder
-
-    return load_sentence_encoder()
-
-
-@functools.lru_cache(maxsize=1)
-def _detector():
-    from jaxaffect.features.faces import FaceDetector
-
-    return FaceDetector()
-
-
 def stream_record(settings: dict[str, Any]) -> dict[str, Any]:
     """extraction.json of this extractor (the builder copies it into the metadata)."""
-    from jaxaffect.features import audio, visual
+    from jaxaffect.features import audio, faces, sentence_encoder, visual
 
     colour, motion = visual.DESCRIPTORS["colour"][1], visual.DESCRIPTORS["motion"][1]
-    enc = _encoder()
+    enc = sentence_encoder.shared_encoder()
     streams = {
         "audio": {"name": audio.STATISTICS_NAME, "dim": audio.statistics_dim()},
         "text": {"name": f"{enc.name}-per-cue", "dim": enc.dim, "fingerprint": enc.fingerprint},
         "face": {"name": f"haar-face-iou-track-named-by-speaker+colour-{visual.VERSION}+box",
-                 "dim": colour + GEOMETRY_DIM},
+                 "dim": faces.face_descriptor_dim()},
         "object": {"name": f"motion-{visual.VERSION}-of-frame-pairs", "dim": motion,
                    "note": "the object stream carries motion descriptors (no object detector)"},
         "environment": {"name": f"colour-{visual.VERSION}-per-frame", "dim": colour},
@@ -195,10 +179,8 @@ def face_rows(tracks: Sequence, names: dict[int, int], frames: np.ndarray, index
     """(release frame int64 [F], character int32 [F], face rows float32 [F, D]) of the named
     tracks, in (frame, character) order; per (frame, character) the longest track (ties: the
     earlier) with a box there."""
-    from jaxaffect.features import faces, visual
+    from jaxaffect.features import faces
 
-    h, w = frames.shape[1:3]
-    scale = np.array([w, h, w, h], np.float64)
     by_char: dict[int, list[int]] = {}
     for t, c in names.items():
         by_char.setdefault(c, []).append(t)
@@ -211,14 +193,10 @@ def face_rows(tracks: Sequence, names: dict[int, int], frames: np.ndarray, index
                 if box is None:
                     continue
                 if (t, d) not in cache:
-                    b = box.astype(np.float64)
-                    geometry = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[2] - b[0],
-                                         b[3] - b[1]]) / scale
-                    colour = visual.colour_descriptor(faces.crop(frames[d], box, size=size)[None])
-                    cache[(t, d)] = np.concatenate([colour, geometry.astype(np.float32)])
+                    cache[(t, d)] = faces.face_descriptor([frames[d]], box[None], size)
                 rows.append((k, c, cache[(t, d)]))
                 break
-    dim = visual.COLOUR_DIM + GEOMETRY_DIM
+    dim = faces.face_descriptor_dim()
     return (np.asarray([r[0] for r in rows], np.int64), np.asarray([r[1] for r in rows], np.int32),
             np.stack([r[2] for r in rows]).astype(np.float32) if rows
             else np.zeros((0, dim), np.float32))
@@ -227,7 +205,7 @@ def face_rows(tracks: Sequence, names: dict[int, int], frames: np.ndarray, index
 def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
                  stages: ex.Stages) -> tuple[dict[str, np.ndarray], float, list[tuple[str, str]]]:
     """The part-file arrays of one clip, its duration and notes (see the module docstring)."""
-    from jaxaffect.features import audio, faces, media, segments, visual
+    from jaxaffect.features import audio, faces, media, segments, sentence_encoder, visual
 
     with stages("subtitles"):  # first: a missing or bad subtitle file fails before decoding
         if not subtitles:
@@ -245,14 +223,14 @@ def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
                                   "speakers": speakers}
     with stages("text"):
         texts = sorted({c.text for c in cues})
-        vectors = dict(zip(texts, _encoder().encode(texts)))
+        vectors = dict(zip(texts, sentence_encoder.shared_encoder().encode(texts)))
         out["text"] = np.stack([vectors[c.text] for c in cues]).astype(np.float32)
     with stages("audio"):
         out["audio"], out["audio_present"] = audio.segment_statistics(clip.audio, bounds,
                                                                       clip.sample_rate)
     index = frame_index(max(1, round(duration * FPS)), clip.fps, len(frames))
     with stages("faces"):
-        boxes = [_detector().detect(f) for f in frames]
+        boxes = [faces.shared_detector().detect(f) for f in frames]
         tracks = faces.track_faces(boxes)
         members = segments.frames_in(bounds, len(frames), clip.fps)
         names = name_tracks(tracks, boxes, members, speakers.tolist())

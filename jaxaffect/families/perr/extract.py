@@ -24,7 +24,6 @@ annotations.csv, which the builder needs.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ from jaxaffect.features import extraction as ex
 SETTINGS = {"step_seconds": 1.0, "max_fps": 5.0, "short_side": 224, "face_size": 64,
             "subtitle_encoding": None}
 SUBTITLE_EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa")
-GEOMETRY_DIM = 4  # box centre x, y and width, height, relative to the frame
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,31 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames resized to this short side (default %(default)s)")
 
 
-@functools.lru_cache(maxsize=1)
-def _encoder():
-    from jaxaffect.features.sentence_encoder import load_sentence_encoder
-
-    return load_sentence_encoder()
-
-
-@functools.lru_cache(maxsize=1)
-def _detector():
-    from jaxaffect.features.faces import FaceDetector
-
-    return FaceDetector()
-
-
 def stream_record(settings: dict[str, Any]) -> dict[str, Any]:
     """extraction.json of this extractor (the builder copies it into the metadata)."""
-    from jaxaffect.features import audio, visual
+    from jaxaffect.features import audio, faces, sentence_encoder, visual
 
     colour, motion = visual.DESCRIPTORS["colour"][1], visual.DESCRIPTORS["motion"][1]
-    enc = _encoder()
+    enc = sentence_encoder.shared_encoder()
+    face = {"name": f"haar-face-iou-track+colour-{visual.VERSION}+box",
+            "dim": faces.face_descriptor_dim()}
     streams = {
-        "person_a": {"name": f"haar-face-iou-track+colour-{visual.VERSION}+box",
-                     "dim": colour + GEOMETRY_DIM},
-        "person_b": {"name": f"haar-face-iou-track+colour-{visual.VERSION}+box",
-                     "dim": colour + GEOMETRY_DIM},
+        "person_a": dict(face),
+        "person_b": dict(face),
         "background": {"name": f"colour+motion-{visual.VERSION}", "dim": colour + motion},
         "audio": {"name": audio.STATISTICS_NAME, "dim": audio.statistics_dim()},
         "text": {"name": f"{enc.name}-mean-of-cues", "dim": enc.dim,
@@ -92,34 +76,28 @@ def stream_record(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _person_stream(track, frames: np.ndarray, members: list[np.ndarray], size: int
                    ) -> tuple[np.ndarray, np.ndarray]:
-    from jaxaffect.features import faces, visual
+    from jaxaffect.features import faces
 
-    fn, colour = visual.DESCRIPTORS["colour"]
-    out = np.zeros((len(members), colour + GEOMETRY_DIM), np.float32)
+    out = np.zeros((len(members), faces.face_descriptor_dim()), np.float32)
     present = np.zeros(len(members), bool)
     if track is None:
         return out, present
-    h, w = frames.shape[1:3]
     detected = {int(f): b for f, b in zip(track.frames, track.boxes)}
     for i, m in enumerate(members):
         seen = [int(f) for f in m if int(f) in detected]
-        if not seen:
-            continue
-        crops = np.stack([faces.crop(frames[f], detected[f], size=size) for f in seen])
-        boxes = np.stack([detected[f] for f in seen]).astype(np.float64)
-        geometry = [((boxes[:, 0] + boxes[:, 2]) / 2).mean() / w,
-                    ((boxes[:, 1] + boxes[:, 3]) / 2).mean() / h,
-                    (boxes[:, 2] - boxes[:, 0]).mean() / w, (boxes[:, 3] - boxes[:, 1]).mean() / h]
-        out[i] = np.concatenate([fn(crops), np.asarray(geometry, np.float32)])
-        present[i] = True
+        if seen:
+            out[i] = faces.face_descriptor([frames[f] for f in seen],
+                                           np.stack([detected[f] for f in seen]), size)
+            present[i] = True
     return out, present
 
 
 def _text_stream(subtitles: str | None, bounds: np.ndarray, encoding: str | None
                  ) -> tuple[np.ndarray, np.ndarray]:
+    from jaxaffect.features import sentence_encoder
     from jaxaffect.features import subtitles as subs
 
-    enc = _encoder()
+    enc = sentence_encoder.shared_encoder()
     out = np.zeros((len(bounds), enc.dim), np.float32)
     present = np.zeros(len(bounds), bool)
     if not subtitles:
@@ -154,7 +132,7 @@ def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
         out["text"], out["text_mask"] = _text_stream(subtitles, bounds,
                                                      settings["subtitle_encoding"])
     with stages("faces"):
-        detector = _detector()
+        detector = faces.shared_detector()
         tracks = faces.track_faces([detector.detect(f) for f in frames])
         main = faces.main_tracks(tracks, k=2)
         main += [None] * (2 - len(main))
