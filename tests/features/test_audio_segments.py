@@ -27,6 +27,32 @@ def test_mfcc_frames_match_librosa():
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("sr,n_fft,n_mels", [(16000, 512, 64), (22050, 2048, 128),
+                                              (16000, 1024, 40)])
+def test_mel_basis_matches_librosa(sr, n_fft, n_mels):
+    import librosa
+
+    np.testing.assert_allclose(audio.mel_basis(sr, n_fft, n_mels),
+                               librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels),
+                               rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.5, 3.7])
+def test_mfcc_frames_match_librosa_at_other_settings(seconds):
+    import librosa
+
+    y = _signal(seconds, seed=3)
+    x = y.astype(np.float32) / 32768.0
+    got = audio.mfcc_frames(y, 22050, window_ms=40.0, hop_ms=20.0, n_mels=40, n_mfcc=13)
+    win, hop = 882, 441
+    if x.size < 1024:
+        x = np.pad(x, (0, 1024 - x.size))
+    ref = librosa.feature.mfcc(y=x, sr=22050, n_mfcc=13, n_fft=1024, hop_length=hop,
+                               win_length=win, n_mels=40).T
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=2e-3)
+
+
 def test_frame_log_energy_matches_a_loop():
     y = _signal(0.5)
     got = audio.frame_log_energy(y)

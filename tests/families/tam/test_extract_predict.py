@@ -75,13 +75,18 @@ def test_extract_build_train_predict_video(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and "decode" in err[0]
 
-    # a run whose dataset came from released feature files cannot take a video
+    # a dataset built from released feature files cannot take a video
+    from types import SimpleNamespace
+
+    from jaxaffect.config_loading import ConfigError
+    from jaxaffect.evaluate import extract_like_dataset
+
     released = build.build_dataset("video_emotion8", str(VE8), str(tmp_path / "tfds2"),
                                    "array_record")
-    config = _tiny(ctm_config.get_config("dataset=ve8,split=0,runlocal"), released)
-    workdir2 = tmp_path / "run2"
-    assert train(config, str(workdir2), progress=False)["finished"]
-    capsys.readouterr()
-    assert cli.main(["predict", "--workdir", str(workdir2), "--video", str(video)]) == 1
-    err = capsys.readouterr().err
-    assert "not made by `jaxaffect extract`" in err and "--features" in err
+    with pytest.raises(ConfigError, match="not made by `jaxaffect extract`.*--features"):
+        extract_like_dataset(SimpleNamespace(builder_dir=released), str(video), {},
+                             str(tmp_path))
+    # inputs the extractor does not take are refused by name
+    with pytest.raises(ConfigError, match="takes no --subtitles"):
+        extract_like_dataset(SimpleNamespace(builder_dir=builder_dir), str(video),
+                             {"subtitles": "x.srt"}, str(tmp_path))
