@@ -126,3 +126,30 @@ def test_extract_tsc_needs_each_videos_danmaku(tmp_path, capsys):
     f = np.load(out / "features/av1.npz")
     assert float(f["segment_seconds"]) == pytest.approx(0.64)
     assert f["image"].shape[1] == visual.DESCRIPTORS["colour"][1]
+
+
+def test_extract_tsc_output_builds(tmp_path):
+    """Videos as long as the bilibili_tsc dummy release's features, its danmaku files and
+    lexicon: the extracted layout builds unchanged (custom lexicon config)."""
+    from jaxaffect.data import build, prepared
+
+    dummy = REPO / "tfds_builders/bilibili_tsc/dummy_data"
+    vids = tmp_path / "v"
+    for vid in ("av1001", "av1002"):
+        seconds = float(len(np.load(dummy / f"features/{vid}.npz")["image"])
+                        * np.load(dummy / f"features/{vid}.npz")["segment_seconds"])
+        mf.write_clip(vids / f"{vid}.mp4", seconds=seconds, fps=2.0)
+    out = tmp_path / "o"
+    assert cli.main(["extract", "tsc", "--videos", str(vids), "--danmaku",
+                     str(dummy / "danmaku"), "--out", str(out), "--no_progress"]) == 0
+    assert sorted(p.name for p in (out / "danmaku").iterdir()) == ["av1001.xml", "av1002.xml"]
+    shutil.copy(dummy / "lexicon.tsv", out / "lexicon.tsv")
+    builder_dir = build.build_dataset("bilibili_tsc", str(out), str(tmp_path / "tfds"),
+                                      "array_record", config="custom")
+    meta = prepared.load_metadata(builder_dir)
+    assert meta["extraction"]["extractor"] == "tsc"
+    assert meta["stream_dims"] == {s: v["dim"] for s, v in
+                                   meta["extraction"]["streams"].items()}
+    examples = [e for s in prepared.split_names(builder_dir)
+                for e in prepared.read_examples(builder_dir, s)]
+    assert examples and {str(e["video_id"]) for e in examples} <= {"av1001", "av1002"}
