@@ -210,10 +210,14 @@ def cmd_predict(args, overrides) -> int:
               if (v := getattr(args, k)) is not None}
     if inputs and not args.video:
         raise SystemExit(f"--{next(iter(inputs))} goes with --video")
-    result = TrainedModel(args.workdir, args.checkpoint).predict_file(path, kind, inputs)
+    result = TrainedModel(args.workdir, args.checkpoint).predict_file(path, kind, inputs,
+                                                                      args.attention)
     print(f"{path}: {result['prediction']}")
     for name, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:10s} {p:.4f}")
+    if args.attention:
+        print(f"attention image: {result['figure']}" if result.get("figure") else
+              "no attention image: this model's fusion has no attention")
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
@@ -399,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "layout), when it used one")
     pr.add_argument("--checkpoint", default="best", choices=["best", "latest"],
                     help="best (by the validation metric) or latest checkpoint")
+    pr.add_argument("--attention", default=None, metavar="PNG",
+                    help="also write the model's attention over the clip's modalities and "
+                         "steps to this image (models with attention, e.g. SMTA)")
     pr.add_argument("--json", action="store_true", help="also print the result as JSON")
     pr.set_defaults(fn=cmd_predict)
 

@@ -93,13 +93,17 @@ class TrainedModel:
         return jax.device_get(self._predict(self.params, batch))
 
     def predict_file(self, features: str, kind: str | None = None,
-                     inputs: dict[str, str] | None = None) -> dict[str, Any]:
+                     inputs: dict[str, str] | None = None,
+                     figure: str | None = None) -> dict[str, Any]:
         """Predicts one clip from a file: a feature file in the builder's per-clip layout, or
         a video file. A task that reads raw media (`Task.input_kind == "video"`) takes the
         video itself; a task that reads features takes a video when its dataset was made by
         `jaxaffect extract` (the build's metadata records how): the video is extracted the
         same way first. `kind` ("features" or "video"), when given, says which file it is;
-        `inputs` are the video's other inputs (e.g. {"subtitles": path, "person": name})."""
+        `inputs` are the video's other inputs (e.g. {"subtitles": path, "person": name}).
+        `figure`: where to write the model's attention image of the clip, for tasks whose
+        models have one (`Task.write_clip_figure`); the result's "figure" says where it went
+        (None when the model has none)."""
         task = self.task
         if not hasattr(task, "load_clip"):
             raise ConfigError(f"`predict` on one file is not available for task "
@@ -139,9 +143,17 @@ class TrainedModel:
                     "probabilities": {}}
         probs = np.asarray(out["probs"][0])
         names = task.class_names
-        return {"features": features, "checkpoint_step": step,
-                "prediction": names[int(probs.argmax())],
-                "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+        result = {"features": features, "checkpoint_step": step,
+                  "prediction": names[int(probs.argmax())],
+                  "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+        if figure is not None:
+            if not hasattr(task, "write_clip_figure"):
+                raise ConfigError(f"task {self.config.task!r} has no attention image of a clip")
+            result["figure"] = task.write_clip_figure(
+                self.setup.model, self.params, batch, figure,
+                f"{Path(features).name}: {self.config.get('name', self.config.task)}",
+                result["prediction"])
+        return result
 
 
 def extract_like_dataset(task: Any, video: str, inputs: dict[str, str], out_dir: str) -> str:

@@ -110,6 +110,21 @@ class PERRTask(Task):
         out = self._apply(model, params, batch, train=False, return_attention=True)
         return np.asarray(out["attention"])
 
+    def write_clip_figure(self, model, params, batch, path: str, title: str,
+                          predicted: str) -> str | None:
+        """The clip's per-step attention over the modality tokens (`predict --attention`), or
+        None when the model's fusion has no attention (the LSTM baselines)."""
+        from jaxaffect.plots import plot_attention
+
+        out = self._apply(model, params, batch, train=False, return_attention=True)
+        if "attention" not in out:
+            return None
+        length = int(np.asarray(batch["step_mask"][0]).sum())
+        plot_attention(np.asarray(out["attention"])[0, :length],
+                       list(ef.STREAMS) + ["h~ (context)"], path, title=title,
+                       predicted_label=predicted)
+        return path
+
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate(self, outputs, host):
         labels = outputs[self.label_key].astype(np.int32)

@@ -162,11 +162,14 @@ def test_build_train_and_predict_a_video(release, layout, tmp_path, capsys):
     capsys.readouterr()
     video = release["videos"] / "two.mp4"
     subs = release["subtitles"] / "two.srt"
+    figure = tmp_path / "attention.png"
     assert cli.main(["predict", "--workdir", str(workdir), "--video", str(video),
-                     "--subtitles", str(subs), "--json"]) == 0
+                     "--subtitles", str(subs), "--attention", str(figure), "--json"]) == 0
     out = capsys.readouterr().out
     by_video = json.loads(out[out.index("{"):])
     assert by_video["prediction"] in ef.FINE_LABELS
+    assert f"attention image: {figure}" in out and figure.stat().st_size > 1000
+    assert by_video["figure"] == str(figure)
     assert cli.main(["predict", "--workdir", str(workdir), "--features",
                      str(layout / "features/two.npz"), "--json"]) == 0
     out = capsys.readouterr().out
