@@ -182,6 +182,20 @@ def check_record(out_dir: str | os.PathLike, record: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def check_same_extraction(video: str, record: Mapping[str, Any], names: Sequence[str],
+                          made_here: Mapping[str, Any]) -> None:
+    """Refuses (FormatError naming `video`) a dataset's extraction record that another
+    extractor wrote, or that differs from the record this installation makes with the same
+    settings (`made_here`): its features could not be reproduced for a new video."""
+    if record.get("extractor") not in names:
+        raise FormatError(f"{video}: the run's features came from extractor "
+                          f"{record.get('extractor')!r}, not {' or '.join(map(repr, names))}")
+    if dict(record) != dict(made_here):
+        raise FormatError(f"{video}: the run's dataset was extracted with other streams "
+                          f"({record.get('streams')}) than this installation makes "
+                          f"({made_here.get('streams')})")
+
+
 def read_record(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The extraction.json of a layout folder, or None when it has none."""
     path = Path(folder) / RECORD

@@ -27,6 +27,18 @@ def pattern_frames(n: int, h: int = 64, w: int = 96, seed: int = 0) -> np.ndarra
     return frames
 
 
+def face_image(height: int = 110) -> np.ndarray:
+    """uint8 [height, w, 3]: matplotlib's sample photograph `grace_hopper.jpg` (a public-domain
+    portrait shipped with matplotlib), resized; a real face for the Haar detector."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
+        w, h = image.size
+        return np.asarray(image.convert("RGB").resize((round(w * height / h), height),
+                                                      Image.Resampling.BILINEAR))
+
+
 def tone(seconds: float, hz: float = 440.0) -> np.ndarray:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)

@@ -458,14 +458,7 @@ def one_clip_release(video: str, subtitles: str, record: dict[str, Any], person:
     test_id.txt. Extracted as `record` (a dataset's extraction.json) says; refused when it
     was made by another extractor or with other streams. Personality: zeros of the recorded
     width, or the rows of `personality_file`, which must be the file the dataset used."""
-    if record.get("extractor") != "memor":
-        raise FormatError(f"{video}: the run's features came from extractor "
-                          f"{record.get('extractor')!r}, not 'memor'")
-    mine = stream_record(record["settings"])
-    if record != mine:
-        raise FormatError(f"{video}: the run's dataset was extracted with other streams "
-                          f"({record.get('streams')}) than this installation makes "
-                          f"({mine['streams']})")
+    ex.check_same_extraction(video, record, ("memor",), stream_record(record["settings"]))
     if person.strip().lower() not in rf.SPEAKERS:
         raise FormatError(f"{video}: unknown character {person!r} (expected one of "
                           f"{', '.join(rf.SPEAKERS)})")

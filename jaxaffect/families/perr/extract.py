@@ -206,14 +206,7 @@ def run(args: argparse.Namespace) -> ex.Summary:
 def features_for_video(video: str, record: dict[str, Any], inputs: dict[str, str],
                        out_dir: str) -> str:
     """`predict --video`: one clip's feature file, as the run's dataset was extracted."""
-    if record.get("extractor") != "perr":
-        raise FormatError(f"{video}: the run's features came from extractor "
-                          f"{record.get('extractor')!r}, not 'perr'")
-    mine = stream_record(record["settings"])
-    if record != mine:
-        raise FormatError(f"{video}: the run's dataset was extracted with other streams "
-                          f"({record.get('streams')}) than this installation makes "
-                          f"({mine['streams']})")
+    ex.check_same_extraction(video, record, ("perr",), stream_record(record["settings"]))
     try:
         arrays, _, _ = clip_streams(video, inputs.get("subtitles"), record["settings"],
                                  ex.Stages())

@@ -157,13 +157,8 @@ def features_for_video(video: str, record: dict[str, Any], inputs: dict[str, str
                        out_dir: str) -> str:
     """`predict --video`: the one video's feature file, as the run's dataset was extracted."""
     layout = record.get("extractor")
-    if layout not in ("tam", "tsc"):
-        raise FormatError(f"{video}: the run's features came from extractor {layout!r}, not "
-                          "this family's")
-    if record != stream_record(record["settings"], layout):
-        raise FormatError(f"{video}: the run's dataset was extracted with other streams "
-                          f"({record.get('streams')}) than this version makes "
-                          f"({stream_record(record['settings'], layout)['streams']})")
+    ex.check_same_extraction(video, record, ("tam", "tsc"),
+                             stream_record(record.get("settings", {}), str(layout)))
     try:
         arrays, _, _ = segment_streams(video, record["settings"], ex.Stages())
     except ex.StageError as e:

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxaffect import cli
 from jaxaffect.data import build, prepared
@@ -70,11 +69,7 @@ nosubs,Howard,0.5,fear,fear,test
 
 
 def _face(height: int = 110) -> np.ndarray:
-    cbook = pytest.importorskip("matplotlib.cbook")
-    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
-        w, h = image.size
-        return np.asarray(image.convert("RGB").resize((round(w * height / h), height),
-                                                      Image.Resampling.BILINEAR))
+    return mf.face_image(height)
 
 
 def _frames(seconds: float, left_until: float, right_from: float) -> np.ndarray:

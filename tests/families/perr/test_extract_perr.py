@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxaffect import cli
 from jaxaffect.data import build, prepared
@@ -43,11 +42,7 @@ I can't believe you did that.
 
 
 def _face(height: int = 110) -> np.ndarray:
-    cbook = pytest.importorskip("matplotlib.cbook")
-    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
-        w, h = image.size
-        return np.asarray(image.convert("RGB").resize((round(w * height / h), height),
-                                                      Image.Resampling.BILINEAR))
+    return mf.face_image(height)
 
 
 def _two_people(seconds: float, second_from: float | None) -> np.ndarray:
