@@ -114,3 +114,35 @@ def bytes_per_device(tree: Any) -> int:
         for shard in leaf.addressable_shards:
             per_device[shard.device] = per_device.get(shard.device, 0) + shard.data.nbytes
     return max(per_device.values()) if per_device else 0
+
+
+BARRIER_TIMEOUT_MS = 30 * 60 * 1000
+
+
+def meet_after_compiling(step: Any, name: str) -> Any:
+    """`step` (a jitted function) for multi-process runs: its first call compiles ahead, waits
+    until every process has compiled (a barrier of the distributed coordination service,
+    30 min), then runs; later calls with the same argument shapes reuse that executable.
+
+    Why: the first cross-process collective of a program sets up its CPU (Gloo) communicator
+    with a fixed 30 s wait for the other processes; a process still compiling on a loaded
+    machine made that wait expire ("Gloo context initialization failed: DEADLINE_EXCEEDED").
+    One process returns `step` unchanged.
+    """
+    if jax.process_count() == 1:
+        return step
+    compiled: dict[Any, Any] = {}
+
+    def call(*args):
+        key = jax.tree_util.tree_structure(args), tuple(
+            (getattr(x, "shape", None), str(getattr(x, "dtype", type(x))))
+            for x in jax.tree_util.tree_leaves(args))
+        if key not in compiled:
+            compiled[key] = step.lower(*args).compile()
+            from jax._src import distributed  # the coordination client (no public accessor)
+
+            distributed.global_state.client.wait_at_barrier(
+                f"jaxaffect_{name}_{len(compiled)}", BARRIER_TIMEOUT_MS)
+        return compiled[key](*args)
+
+    return call

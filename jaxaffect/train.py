@@ -418,9 +418,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
                          "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
                          "num_devices": setup.mesh.size, "num_processes": jax.process_count(),
                          "platform": jax.devices()[0].platform})
-    train_step = setup.make_train_step()
+    train_step = shd.meet_after_compiling(setup.make_train_step(), "train_step")
     dropout_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
-    predict_step = setup.make_predict_step()
+    predict_step = shd.meet_after_compiling(setup.make_predict_step(), "predict_step")
     flag = PreemptionFlag()
     bar = Progress(total_steps, initial=start, desc=f"train {config.get('name', config.task)}",
                    enabled=progress)
