@@ -117,6 +117,7 @@ def bytes_per_device(tree: Any) -> int:
 
 
 BARRIER_TIMEOUT_MS = 30 * 60 * 1000
+_barrier_count = [0]  # barrier ids are unique per process run; every process counts alike
 
 
 def meet_after_compiling(step: Any, name: str) -> Any:
@@ -141,8 +142,9 @@ def meet_after_compiling(step: Any, name: str) -> Any:
             compiled[key] = step.lower(*args).compile()
             from jax._src import distributed  # the coordination client (no public accessor)
 
+            _barrier_count[0] += 1
             distributed.global_state.client.wait_at_barrier(
-                f"jaxaffect_{name}_{len(compiled)}", BARRIER_TIMEOUT_MS)
+                f"jaxaffect_{name}_{_barrier_count[0]}", BARRIER_TIMEOUT_MS)
         return compiled[key](*args)
 
     return call

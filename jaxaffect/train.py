@@ -199,7 +199,8 @@ def run_evaluation(setup: Setup, params: Any, split: str, predict_step=None
                    ) -> tuple[dict[str, float], list[dict], dict[str, np.ndarray]]:
     """Predicts every example of `split` once; metrics are computed over the whole split."""
     task = setup.task
-    predict_step = predict_step or setup.make_predict_step()
+    predict_step = predict_step or shd.meet_after_compiling(setup.make_predict_step(),
+                                                            "predict_step")
     ds = task.dataset(split, train=False, seed=0, num_epochs=1,
                       process_index=jax.process_index(), process_count=jax.process_count())
     it = iter(ds)
