@@ -76,6 +76,16 @@ class StageError(Exception):
         self.stage, self.reason = stage, reason
 
 
+@contextlib.contextmanager
+def one_video(video: str) -> Iterator[None]:
+    """For one video outside a run (`predict --video`): a failed stage becomes a FormatError
+    "<video>: <stage>: <reason>"."""
+    try:
+        yield
+    except StageError as e:
+        raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
+
+
 class Stages:
     """Times the stages of one job and turns any error inside a stage into a StageError."""
 

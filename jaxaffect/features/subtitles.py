@@ -28,6 +28,7 @@ from pathlib import Path
 from jaxaffect.errors import FormatError
 
 ENCODING_HINT = "pass its encoding, e.g. --subtitle_encoding cp1252"
+EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
          (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 _SRT_TIME = re.compile(r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{3})")
@@ -232,3 +233,16 @@ def cues_between(cues: Sequence[Cue], start: float, end: float) -> list[Cue]:
     if end < start:
         raise ValueError(f"end {end} < start {start}")
     return [c for c in cues if c.start < end and (c.end > start or c.start >= start)]
+
+
+def find_subtitle_file(folder: str | os.PathLike[str] | None, name: str) -> str | None:
+    """<folder>/<name>.<srt|vtt|ass|ssa>, or None when there is none (or no folder); a name
+    with two subtitle files is refused, naming them."""
+    if not folder:
+        return None
+    found = [Path(folder) / f"{name}{e}" for e in EXTENSIONS
+             if (Path(folder) / f"{name}{e}").is_file()]
+    if len(found) > 1:
+        raise SubtitleError(f"{found[0]}: clip {name!r} has {len(found)} subtitle files "
+                            f"({', '.join(p.name for p in found)}); keep one")
+    return os.fspath(found[0]) if found else None

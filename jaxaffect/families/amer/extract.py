@@ -71,9 +71,9 @@ from jaxaffect.families.amer import release_format as rf
 from jaxaffect.families.amer import release_writer as rw
 from jaxaffect.families.amer.release_examples import FPS
 from jaxaffect.features import extraction as ex
+from jaxaffect.features.subtitles import find_subtitle_file
 
 SETTINGS = {"max_fps": 8.0, "short_side": 224, "face_size": 64, "subtitle_encoding": None}
-SUBTITLE_EXTENSIONS = (".ass", ".ssa", ".vtt", ".srt")
 OTHERS = rf.SPEAKERS.index("others")
 ANNOTATION_HEADER = ("clip", "character", "moment", "primary", "fine", "split")
 PARTS = "parts"
@@ -351,37 +351,8 @@ def read_annotation_csv(path: str, videos: set[str] | None = None) -> list[Annot
 
 def read_personality_csv(path: str) -> tuple[np.ndarray, str]:
     """(float64 [8, Dp] rows, SHA-256 of the file) of the --personality CSV."""
-    data = Path(path).read_bytes() if Path(path).is_file() else None
-    if data is None:
-        raise FormatError(f"{path}: file not found")
-    rows: list[list[float]] = []
-    for lineno, line in enumerate(read_utf8(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = [float(v) for v in line.split(",")]
-        except ValueError:
-            raise FormatError(f"{path}:{lineno}: expected comma-separated numbers") from None
-        if not all(math.isfinite(v) for v in row):
-            raise FormatError(f"{path}:{lineno}: holds NaN or inf values")
-        if rows and len(row) != len(rows[0]):
-            raise FormatError(f"{path}:{lineno}: {len(row)} values, the first line has "
-                              f"{len(rows[0])}")
-        rows.append(row)
-    if len(rows) != len(rf.SPEAKERS):
-        raise FormatError(f"{path}: {len(rows)} lines, expected {len(rf.SPEAKERS)} (one per "
-                          f"character: {', '.join(rf.SPEAKERS)})")
-    return np.asarray(rows, np.float64), hashlib.sha256(data).hexdigest()
-
-
-def subtitle_file(folder: str, clip: str) -> str | None:
-    """<folder>/<clip>.<ass|ssa|vtt|srt> (None when there is none; two are refused)."""
-    found = [Path(folder) / f"{clip}{e}" for e in SUBTITLE_EXTENSIONS
-             if (Path(folder) / f"{clip}{e}").is_file()]
-    if len(found) > 1:
-        raise FormatError(f"{found[0]}: clip {clip!r} has {len(found)} subtitle files "
-                          f"({', '.join(p.name for p in found)}); keep one")
-    return os.fspath(found[0]) if found else None
+    rows = rf.read_personality_file(path)
+    return rows, hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- release
@@ -422,7 +393,7 @@ def run(args: argparse.Namespace) -> MemorSummary:
                 "fps": FPS, "personality": {"dim": int(personality.shape[1]), "sha256": digest}}
     jobs = []
     for vid, path in videos:
-        sub = subtitle_file(args.subtitles, vid)
+        sub = find_subtitle_file(args.subtitles, vid)
         jobs.append(ex.Job(os.fspath(path), f"{PARTS}/{vid}.npz",
                            {"subtitles": sub} if sub else {}))
     out = Path(args.out)
@@ -474,10 +445,8 @@ def one_clip_release(video: str, subtitles: str, record: dict[str, Any], person:
             raise FormatError(f"{personality_file}: not the personality file the dataset was "
                               f"extracted with (SHA-256 {digest}, recorded "
                               f"{recorded['sha256']})")
-    try:
+    with ex.one_video(video):
         arrays, _, _ = clip_streams(video, subtitles, record["settings"], ex.Stages())
-    except ex.StageError as e:
-        raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
     annotation = rw.Annotation(clip, rf.SPEAKERS.index(person.strip().lower()), float(moment),
                                "neutral", "neutral")
     write_release_files(Path(out_dir), clips=[release_clip(clip, arrays)],

@@ -374,8 +374,14 @@ def read_vectors(path: PathLike) -> tuple[dict[str, np.ndarray], int | None]:
 
 # ----------------------------------------------------------------------------- personality
 def read_personality(root: PathLike) -> np.ndarray:
-    """Raw personality rows float64 [8, Dp] (line i = SPEAKERS[i])."""
-    path = epath.Path(root) / PERSONALITY_FILE
+    """Raw personality rows float64 [8, Dp] (line i = SPEAKERS[i]) of the release."""
+    return read_personality_file(epath.Path(root) / PERSONALITY_FILE)
+
+
+def read_personality_file(path: PathLike) -> np.ndarray:
+    """Raw personality rows float64 [8, Dp] of a CSV of 8 lines of numbers (line i =
+    SPEAKERS[i]); blank lines are skipped."""
+    path = epath.Path(path)
     rows, lines = [], []
     for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():

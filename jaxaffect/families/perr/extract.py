@@ -32,10 +32,10 @@ import numpy as np
 
 from jaxaffect.errors import FormatError
 from jaxaffect.features import extraction as ex
+from jaxaffect.features.subtitles import find_subtitle_file
 
 SETTINGS = {"step_seconds": 1.0, "max_fps": 5.0, "short_side": 224, "face_size": 64,
             "subtitle_encoding": None}
-SUBTITLE_EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -170,18 +170,6 @@ def extract_clip(job: ex.Job, settings: dict[str, Any], stages: ex.Stages) -> ex
     return ex.Extracted(arrays, seconds, notes)
 
 
-def subtitle_file(folder: str | None, clip_id: str) -> str | None:
-    """<folder>/<clip_id>.<srt|vtt|ass|ssa> (None when there is none; two are refused)."""
-    if not folder:
-        return None
-    found = [Path(folder) / f"{clip_id}{e}" for e in SUBTITLE_EXTENSIONS
-             if (Path(folder) / f"{clip_id}{e}").is_file()]
-    if len(found) > 1:
-        raise FormatError(f"{found[0]}: clip {clip_id!r} has {len(found)} subtitle files "
-                          f"({', '.join(p.name for p in found)}); keep one")
-    return os.fspath(found[0]) if found else None
-
-
 def run(args: argparse.Namespace) -> ex.Summary:
     """`jaxaffect extract perr`."""
     settings = {"step_seconds": float(args.step_seconds), "max_fps": float(args.max_fps),
@@ -191,7 +179,7 @@ def run(args: argparse.Namespace) -> ex.Summary:
         raise FormatError(f"{args.subtitles}: --subtitles is not a folder")
     jobs = []
     for clip_id, path in ex.find_videos(args.videos):
-        sub = subtitle_file(args.subtitles, clip_id)
+        sub = find_subtitle_file(args.subtitles, clip_id)
         jobs.append(ex.Job(os.fspath(path), f"features/{clip_id}.npz",
                            {"subtitles": sub} if sub else {}))
     out = Path(args.out)
@@ -207,11 +195,9 @@ def features_for_video(video: str, record: dict[str, Any], inputs: dict[str, str
                        out_dir: str) -> str:
     """`predict --video`: one clip's feature file, as the run's dataset was extracted."""
     ex.check_same_extraction(video, record, ("perr",), stream_record(record["settings"]))
-    try:
+    with ex.one_video(video):
         arrays, _, _ = clip_streams(video, inputs.get("subtitles"), record["settings"],
                                  ex.Stages())
-    except ex.StageError as e:
-        raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
     path = Path(out_dir) / "features.npz"
     ex.write_output(path, arrays)
     return str(path)

@@ -30,7 +30,6 @@ from jaxaffect.errors import FormatError
 from jaxaffect.features import extraction as ex
 
 SETTINGS = {"segment_seconds": 0.64, "max_fps": 12.5, "short_side": 112}
-STREAM_EXTRACTORS = {"image": "colour", "motion": "motion", "audio": "audio"}
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, danmaku: bool = False) -> None:
@@ -159,10 +158,8 @@ def features_for_video(video: str, record: dict[str, Any], inputs: dict[str, str
     layout = record.get("extractor")
     ex.check_same_extraction(video, record, ("tam", "tsc"),
                              stream_record(record.get("settings", {}), str(layout)))
-    try:
+    with ex.one_video(video):
         arrays, _, _ = segment_streams(video, record["settings"], ex.Stages())
-    except ex.StageError as e:
-        raise FormatError(f"{video}: {e.stage}: {e.reason}") from None
     path = Path(out_dir) / "features.npz"
     ex.write_output(path, arrays)
     return str(path)

@@ -18,22 +18,9 @@ from jaxaffect.families.tam.configs import ctm as ctm_config
 REPO = Path(__file__).resolve().parents[3]
 VE8 = REPO / "tfds_builders/video_emotion8/dummy_data"
 
+from test_tam_task import tiny  # noqa: E402 (the task tests' tiny CTM settings)
+
 pytestmark = pytest.mark.slow
-
-
-def _tiny(config, builder_dir: str):
-    config.data.builder_dir = builder_dir
-    config.model.width = 16
-    config.model.num_layers = 1
-    config.model.num_heads = 2
-    config.model.max_segments = 8
-    config.data.num_segments = 4
-    config.training.batch_size = 4
-    config.training.num_epochs = 1
-    config.training.checkpoint_every_steps = 0
-    config.mesh.num_devices = 2
-    config.mesh.data = 2
-    return config
 
 
 def test_extract_build_train_predict_video(tmp_path, capsys):
@@ -50,7 +37,7 @@ def test_extract_build_train_predict_video(tmp_path, capsys):
     assert meta["extraction"] == record
     assert meta["stream_dims"] == {s: v["dim"] for s, v in record["streams"].items()}
 
-    config = _tiny(ctm_config.get_config("dataset=ve8,split=0,runlocal"), builder_dir)
+    config = tiny(ctm_config.get_config("dataset=ve8,split=0,runlocal"), builder_dir)
     workdir = tmp_path / "run"
     assert train(config, str(workdir), progress=False)["finished"]
     video = sorted(VE8.glob("Joy/*.mp4"))[0]
