@@ -399,8 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the moment (seconds into the video) to predict, for tasks that "
                          "predict at a moment")
     pr.add_argument("--personality", default=None,
-                    help="the personality file the run's dataset was extracted with (MEmoR "
-                         "layout), when it used one")
+                    help="the personality file the run's dataset was extracted with, for "
+                         "extractors that take one")
     pr.add_argument("--checkpoint", default="best", choices=["best", "latest"],
                     help="best (by the validation metric) or latest checkpoint")
     pr.add_argument("--attention", default=None, metavar="PNG",
