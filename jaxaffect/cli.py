@@ -206,7 +206,7 @@ def cmd_predict(args, overrides) -> int:
 
     del overrides
     path, kind = (args.video, "video") if args.video else (args.features, "features")
-    inputs = {k: str(v) for k in ("subtitles", "person", "moment", "personality")
+    inputs = {k: str(v) for k in ("subtitles", "person", "moment", "personality", "characters")
               if (v := getattr(args, k)) is not None}
     if inputs and not args.video:
         raise SystemExit(f"--{next(iter(inputs))} goes with --video")
@@ -215,6 +215,10 @@ def cmd_predict(args, overrides) -> int:
     print(f"{path}: {result['prediction']}")
     for name, p in sorted(result["probabilities"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:10s} {p:.4f}")
+    if result.get("scores"):
+        print("  scores (sigmoid of the model's logits, not probabilities):")
+        for name, p in sorted(result["scores"].items(), key=lambda kv: -kv[1]):
+            print(f"  {name:20s} {p:.4f}")
     if args.attention:
         print(f"attention image: {result['figure']}" if result.get("figure") else
               "no attention image: this model's fusion has no attention")
@@ -245,7 +249,7 @@ def cmd_build(args, overrides) -> int:
         return 0
     path = build_dataset(args.name, args.manual_dir, args.data_dir, args.file_format,
                          config=args.builder_config, overwrite=args.overwrite,
-                         allow=tuple(args.allow or ()))
+                         allow=tuple(args.allow or ()), beam_options=args.beam_options)
     print(f"{'rebuilt' if existing else 'built'} {args.name} into {path}")
     return 0
 
@@ -343,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--allow", action="append", choices=sorted(ALLOWANCES), metavar="WHAT",
                    help="accept what is otherwise refused: " + "; ".join(
                        f"{k}: {v}" for k, v in sorted(ALLOWANCES.items())))
+    b.add_argument("--beam_options", default=None, metavar="OPTIONS",
+                   help="run the build as an Apache Beam pipeline with these options, passed "
+                        "to Beam unchanged, e.g. \"--runner=DirectRunner --direct_num_workers=2 "
+                        "--direct_running_mode=multi_processing\" (or Dataflow/Flink/Spark "
+                        "options); needs apache-beam (extra `beam`) and a builder with a Beam "
+                        "pipeline. Default: in process")
     b.set_defaults(fn=cmd_build)
 
     for name, fn, helptext in (("train", cmd_train, "train (or resume) a run"),
@@ -398,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--moment", type=float, default=None,
                     help="the moment (seconds into the video) to predict, for tasks that "
                          "predict at a moment")
+    pr.add_argument("--characters", default=None, metavar="A,B[,...]",
+                    help="the people of the clip, comma-separated, for tasks that predict "
+                         "interactions between people (the first two are the pair for "
+                         "models given the pair)")
     pr.add_argument("--personality", default=None,
                     help="the personality file the run's dataset was extracted with, for "
                          "extractors that take one")

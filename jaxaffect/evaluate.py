@@ -133,6 +133,9 @@ class TrainedModel:
                               f"finite for these features (largest |value| {peak:.3g}); are "
                               "they on the scale of the training features?")
         step = int(self.step)
+        if hasattr(task, "describe_clip"):  # the task words its own prediction
+            result = {"features": features, "checkpoint_step": step, **task.describe_clip(out)}
+            return self._with_figure(result, batch, features, figure)
         if "probs" not in out:  # regression: one value per target
             values = np.asarray(out["prediction"][0])
             names = list(getattr(task, "target_keys",
@@ -146,10 +149,15 @@ class TrainedModel:
         result = {"features": features, "checkpoint_step": step,
                   "prediction": names[int(probs.argmax())],
                   "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+        return self._with_figure(result, batch, features, figure)
+
+    def _with_figure(self, result: dict[str, Any], batch: dict[str, Any], features: str,
+                     figure: str | None) -> dict[str, Any]:
+        """`result` with "figure": the task's attention image written to `figure`."""
         if figure is not None:
-            if not hasattr(task, "write_clip_figure"):
+            if not hasattr(self.task, "write_clip_figure"):
                 raise ConfigError(f"task {self.config.task!r} has no attention image of a clip")
-            result["figure"] = task.write_clip_figure(
+            result["figure"] = self.task.write_clip_figure(
                 self.setup.model, self.params, batch, figure,
                 f"{Path(features).name}: {self.config.get('name', self.config.task)}",
                 result["prediction"])

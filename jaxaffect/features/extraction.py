@@ -244,6 +244,27 @@ def copy_if_new(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def write_files_into(out_dir: Path, write: Callable[[Path], None],
+                     scratch: str = ".release_tmp") -> list[Path]:
+    """Calls `write(folder)` on an empty scratch folder inside `out_dir`, then moves every file
+    it wrote to the same place under `out_dir` (each file replaced whole, on one file system);
+    returns the moved files' destinations, sorted. The scratch name must not end in
+    PARTIAL (those files are removed by the runner)."""
+    tmp = out_dir / scratch
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    moved = []
+    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+        dst = out_dir / path.relative_to(tmp)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dst)
+        moved.append(dst)
+    shutil.rmtree(tmp)
+    return moved
+
+
 def _load(ref: str) -> Callable[..., Extracted]:
     from jaxaffect.family import load
 

@@ -177,6 +177,35 @@ def main_tracks(tracks: Sequence[Track], k: int = 2) -> list[Track]:
     return [tracks[i] for i in chosen]
 
 
+def name_tracks(tracks: Sequence[Track], boxes_per_frame: Sequence[np.ndarray],
+                members: Sequence[np.ndarray], speakers: Sequence[int]) -> dict[int, int]:
+    """{track index: speaker id} from who speaks when one face is on screen.
+
+    `members[j]` are the frames of cue j and `speakers[j]` its speaker's id (negative: nobody
+    to name). During a cue, a track that is the only face detected in at least half of the
+    cue's frames gets a vote of that many frames for the cue's speaker; a track takes the
+    speaker with the most votes (ties: the lower id). Tracks without votes are not named."""
+    owner = np.full(len(boxes_per_frame), -1, np.int64)
+    for t, track in enumerate(tracks):
+        for f in track.frames:
+            if len(boxes_per_frame[int(f)]) == 1:
+                owner[int(f)] = t
+    votes: dict[tuple[int, int], int] = {}
+    for frames, speaker in zip(members, speakers):
+        if speaker < 0 or not len(frames):
+            continue
+        seen = owner[np.asarray(frames, np.int64)]
+        for t in np.unique(seen[seen >= 0]):
+            count = int((seen == t).sum())
+            if 2 * count >= len(frames):
+                votes[(int(t), int(speaker))] = votes.get((int(t), int(speaker)), 0) + count
+    named: dict[int, tuple[int, int]] = {}
+    for (t, c), n in sorted(votes.items()):
+        if t not in named or n > named[t][1]:  # ties keep the lower id (sorted)
+            named[t] = (c, n)
+    return {t: c for t, (c, _) in sorted(named.items())}
+
+
 def crop(frame: np.ndarray, box: np.ndarray | Sequence[float], size: int = 64,
          margin: float = 0.2) -> np.ndarray:
     """uint8 [size, size, 3] crop of `box` (x0, y0, x1, y1): each side moved out by `margin`

@@ -14,12 +14,13 @@ sorted by length and padded to power-of-two lengths and row counts, so few shape
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,7 @@ class SentenceEncoder:
         self.dim = config.hidden_size
         self._model = BertEncoder(config)
         self._forward = jax.jit(self._embed)
+        self._layer_cache: dict[int, tuple[Callable[..., jax.Array], dict[str, Any]]] = {}
 
     def _embed(self, params: dict[str, Any], ids: jax.Array, mask: jax.Array) -> jax.Array:
         hidden = self._model.apply({"params": params}, ids, mask)
@@ -118,6 +120,40 @@ class SentenceEncoder:
         if self.normalize:
             out = out / jnp.maximum(jnp.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
         return out.astype(jnp.float32)
+
+    def _layer_forward(self, layer: int) -> tuple[Callable[..., jax.Array], dict[str, Any]]:
+        """(jitted encoder of the first k layers, their params) for a layer index: 1..L,
+        or -1 (the last), -2 (the second to last), ..."""
+        total = self.config.num_layers
+        k = layer if layer > 0 else total + 1 + layer
+        if not 1 <= k <= total:
+            raise ValueError(f"layer {layer}: the model has {total} layers")
+        if k not in self._layer_cache:
+            model = BertEncoder(dataclasses.replace(self.config, num_layers=k))
+            params = dict(self.params)
+            params["layers"] = jax.tree_util.tree_map(lambda x: x[:k], params["layers"])
+            self._layer_cache[k] = (jax.jit(lambda p, i, m: model.apply({"params": p}, i, m)),
+                                    params)
+        return self._layer_cache[k]
+
+    def token_states(self, texts: Sequence[str], layer: int = -1
+                     ) -> list[tuple[list[str], np.ndarray]]:
+        """Per text: its tokens (specials included, as the tokenizer spells them) and the
+        hidden states after encoder layer `layer` (-1: the last, -2: the second to last),
+        float32 [tokens, dim]. Each text is encoded alone (no padding)."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise TypeError("token_states takes a sequence of strings")
+        forward, params = self._layer_forward(layer)
+        out = []
+        for enc in self.tokenizer.encode_batch(list(texts)):
+            n = len(enc.ids)
+            width = _bucket(n, self.max_length, MIN_LENGTH)
+            ids = np.full((1, width), self.pad_id, np.int32)
+            ids[0, :n] = enc.ids
+            mask = np.arange(width)[None] < n
+            states = np.asarray(forward(params, ids, mask))[0, :n].astype(np.float32)
+            out.append((list(enc.tokens), states))
+        return out
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (specials included, truncated at ``max_length``)."""

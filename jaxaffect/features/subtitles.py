@@ -18,10 +18,11 @@ Choices:
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ _ASS_TIME = re.compile(r"(\d+):([0-5]\d):([0-5]\d)\.(\d{1,3})")
 _TAG = re.compile(r"</?[A-Za-z0-9][^<>]*>|<\d[\d:.]*>")
 _OVERRIDE = re.compile(r"\{[^{}]*\}")
 _VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]+)>")
+_NAME_PREFIX = re.compile(r"\s*([^\W\d_]+)\s*:\s*(\S.*)", re.DOTALL)
 
 
 class SubtitleError(FormatError):
@@ -246,3 +248,20 @@ def find_subtitle_file(folder: str | os.PathLike[str] | None, name: str) -> str 
         raise SubtitleError(f"{found[0]}: clip {name!r} has {len(found)} subtitle files "
                             f"({', '.join(p.name for p in found)}); keep one")
     return os.fspath(found[0]) if found else None
+
+
+def take_speaker_prefixes(cues: Sequence[Cue], path: str | os.PathLike[str],
+                          names: Collection[str]) -> list[Cue]:
+    """In a .srt (a format without a speaker field), a cue whose text starts with "Name:",
+    Name one word and (case-insensitively) one of `names`, and goes on with text, gets Name as
+    its speaker and loses the prefix. Other formats and other cues are returned unchanged."""
+    if Path(path).suffix.lower() != ".srt":
+        return list(cues)
+    known = {n.lower() for n in names}
+    out = []
+    for c in cues:
+        m = _NAME_PREFIX.fullmatch(c.text)
+        if c.speaker is None and m and m.group(1).lower() in known:
+            c = dataclasses.replace(c, text=m.group(2).strip(), speaker=m.group(1))
+        out.append(c)
+    return out

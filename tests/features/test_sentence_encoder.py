@@ -239,3 +239,29 @@ def test_minilm_matches_sentence_transformers(minilm):
     expected = reference.encode(SENTENCES, batch_size=4, convert_to_numpy=True)
     out = minilm.encode(SENTENCES, batch_size=4)
     np.testing.assert_allclose(out, expected, atol=1e-4, rtol=0)
+
+
+def test_token_states_of_a_layer_match_the_numpy_reference(tiny_folder):
+    """token_states(layer=k) = the reference BERT cut after k layers, per token, unpadded."""
+    import dataclasses
+
+    encoder = se.load_sentence_encoder(tiny_folder)
+    texts = ["w1 w2 w3", "w4", "oov w2 w9"]
+    state = _random_state(TINY)
+    with jax.default_matmul_precision("highest"):
+        for layer, kept in ((-1, 2), (-2, 1), (1, 1), (2, 2)):
+            got = encoder.token_states(texts, layer=layer)
+            config = dataclasses.replace(TINY, num_layers=kept)
+            for text, (tokens, states) in zip(texts, got):
+                ids = encoder.tokenize([text])[0]
+                assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and len(tokens) == len(ids)
+                want = _numpy_bert(state, config, np.array([ids]), np.ones((1, len(ids)), bool))
+                assert states.dtype == np.float32 and states.shape == (len(ids), 16)
+                np.testing.assert_allclose(states, want[0], atol=2e-5, rtol=0)
+        # the last layer's states, mean-pooled and normalised, are the sentence embeddings
+        pooled = np.stack([s.mean(0) for _, s in encoder.token_states(texts)])
+        np.testing.assert_allclose(pooled / np.linalg.norm(pooled, axis=1, keepdims=True),
+                                   encoder.encode(texts), atol=1e-5, rtol=0)
+    for bad in (0, 3, -3):
+        with pytest.raises(ValueError, match="layers"):
+            encoder.token_states(texts, layer=bad)

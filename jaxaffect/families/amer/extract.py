@@ -57,8 +57,6 @@ import hashlib
 import io
 import math
 import os
-import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,7 +76,6 @@ OTHERS = rf.SPEAKERS.index("others")
 ANNOTATION_HEADER = ("clip", "character", "moment", "primary", "fine", "split")
 PARTS = "parts"
 RELEASE_TMP = ".release_tmp"  # not ".*.partial": the runner deletes those as files
-_SRT_SPEAKER = re.compile(r"\s*([^\W\d_]+)\s*:\s*(\S.*)", re.DOTALL)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,41 +127,17 @@ def read_cues(path: str, encoding: str | None) -> list:
     followed by text) becomes the cue's speaker and leaves the text."""
     from jaxaffect.features import subtitles as subs
 
-    cues = subs.read_subtitles(path, encoding=encoding)
-    if Path(path).suffix.lower() != ".srt":
-        return cues
-    out = []
-    for c in cues:
-        m = _SRT_SPEAKER.fullmatch(c.text)
-        if c.speaker is None and m and m.group(1).lower() in rf.SPEAKERS:
-            c = dataclasses.replace(c, text=m.group(2).strip(), speaker=m.group(1))
-        out.append(c)
-    return out
+    return subs.take_speaker_prefixes(subs.read_subtitles(path, encoding=encoding), path,
+                                      rf.SPEAKERS)
 
 
 def name_tracks(tracks: Sequence, boxes_per_frame: Sequence[np.ndarray],
                 members: Sequence[np.ndarray], speakers: Sequence[int]) -> dict[int, int]:
-    """{track index: character id} (see the module docstring): `members[j]` are the decoded
-    frames of cue j, `speakers[j]` its character."""
-    owner = np.full(len(boxes_per_frame), -1, np.int64)
-    for t, track in enumerate(tracks):
-        for f in track.frames:
-            if len(boxes_per_frame[int(f)]) == 1:
-                owner[int(f)] = t
-    votes: dict[tuple[int, int], int] = {}
-    for frames, character in zip(members, speakers):
-        if character == OTHERS or not len(frames):
-            continue
-        seen = owner[np.asarray(frames, np.int64)]
-        for t in np.unique(seen[seen >= 0]):
-            count = int((seen == t).sum())
-            if 2 * count >= len(frames):
-                votes[(int(t), character)] = votes.get((int(t), character), 0) + count
-    named: dict[int, tuple[int, int]] = {}
-    for (t, c), n in sorted(votes.items()):
-        if t not in named or n > named[t][1]:  # ties keep the lower id (sorted)
-            named[t] = (c, n)
-    return {t: c for t, (c, _) in sorted(named.items())}
+    """{track index: character id} (`features.faces.name_tracks`; "others" names nobody)."""
+    from jaxaffect.features import faces
+
+    return faces.name_tracks(tracks, boxes_per_frame, members,
+                             [-1 if s == OTHERS else s for s in speakers])
 
 
 # ----------------------------------------------------------------------------- one clip
@@ -357,17 +330,9 @@ def read_personality_csv(path: str) -> tuple[np.ndarray, str]:
 
 # ----------------------------------------------------------------------------- release
 def write_release_files(out: Path, **release: Any) -> None:
-    """`release_writer.write_release` into a temporary folder inside `out`, then every file
+    """`release_writer.write_release` into a scratch folder inside `out`, then every file
     moved into place (each file is replaced whole)."""
-    tmp = out / RELEASE_TMP
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    rw.write_release(tmp, **release)
-    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
-        dst = out / path.relative_to(tmp)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, dst)
-    shutil.rmtree(tmp)
+    ex.write_files_into(out, lambda folder: rw.write_release(folder, **release), RELEASE_TMP)
 
 
 @dataclasses.dataclass

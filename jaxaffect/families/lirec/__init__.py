@@ -7,9 +7,15 @@ checkpoints (`jaxaffect convert lirec`), the synthetic corpus and demo.
 
 import argparse
 
-from jaxaffect.family import Converter, Corpus, Family
+from jaxaffect.family import Converter, Corpus, Extractor, Family
 
 MODEL_KINDS: tuple[str, ...] = ("interactions", "relationships", "joint", "characters", "all")
+
+
+def _extract_arguments(parser: argparse.ArgumentParser) -> None:
+    from jaxaffect.families.lirec.extract import add_arguments
+
+    add_arguments(parser)
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +41,20 @@ FAMILY = Family(
     converters={"lirec": Converter(run="jaxaffect.families.lirec.convert:run_cli",
                                    help="released LIReC .pth.tar -> params.npz + lirec.json",
                                    add_arguments=add_convert_arguments)},
+    extractors={"lirec": Extractor(
+        run="jaxaffect.families.lirec.extract:run",
+        help="scene videos + subtitles + labels -> the LIReC release layout: grid colour and "
+             "motion features per 16 frames, speaker-named face tracks, token states of the "
+             "dialogue",
+        add_arguments=_extract_arguments,
+        one_video="jaxaffect.families.lirec.extract:release_for_video",
+        inputs=("subtitles", "characters"),
+        required=("characters",))},
     examples=(
         "jaxaffect train --config configs/lirec/characters.py:setting=characters_weak "
         "--workdir runs/lirec_weak",
         "jaxaffect convert lirec models_release/int_rel.pth.tar runs/lirec_int_rel",
+        "jaxaffect extract lirec --videos ~/scenes --subtitles ~/subs --labels ~/lirec_labels "
+        "--out ~/my_lirec_release",
     ),
 )

@@ -341,6 +341,23 @@ class LIReCTask(Task):
             res["relationship_logits"] = out["relationship_logits"].astype(jnp.float32)
         return res
 
+    def load_clip(self, path: str) -> dict[str, Any]:
+        """A one-clip folder (what `predict --video ... --characters A,B` extracts) -> a batch
+        of one, as at evaluation; its candidate pairs are kept in `clip_pairs`."""
+        from jaxaffect.families.lirec import one_clip
+
+        example = one_clip.clip_example(path, self.interaction_names, self.relationship_names,
+                                        self.metadata["dims"])
+        self.clip_pairs = np.asarray(example["pair_characters"], dtype=object)
+        return self.device_batch(one_clip.clip_batch(self.spec, example))
+
+    def describe_clip(self, out: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The printed prediction of the clip `load_clip` read last (see one_clip.describe)."""
+        from jaxaffect.families.lirec import one_clip
+
+        return one_clip.describe(out, self.clip_pairs, self.interaction_names,
+                                 self.relationship_names)
+
     # -- evaluation ---------------------------------------------------------------------------
     def selection_metric(self) -> str:
         return SELECTION.get(self.setting, "joint_accuracy")
