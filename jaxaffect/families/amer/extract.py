@@ -68,6 +68,7 @@ from jaxaffect.errors import FormatError
 from jaxaffect.families.amer import release_format as rf
 from jaxaffect.families.amer import release_writer as rw
 from jaxaffect.families.amer.release_examples import FPS
+from jaxaffect.features import audio_features
 from jaxaffect.features import extraction as ex
 from jaxaffect.features.subtitles import find_subtitle_file
 
@@ -95,16 +96,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames decoded per second at most (default %(default)s)")
     parser.add_argument("--short_side", type=int, default=SETTINGS["short_side"],
                         help="frames resized to this short side (default %(default)s)")
+    audio_features.add_argument(parser)
 
 
 def stream_record(settings: dict[str, Any]) -> dict[str, Any]:
     """extraction.json of this extractor (the builder copies it into the metadata)."""
-    from jaxaffect.features import audio, faces, sentence_encoder, visual
+    from jaxaffect.features import faces, sentence_encoder, visual
 
     colour, motion = visual.DESCRIPTORS["colour"][1], visual.DESCRIPTORS["motion"][1]
     enc = sentence_encoder.shared_encoder()
     streams = {
-        "audio": {"name": audio.STATISTICS_NAME, "dim": audio.statistics_dim()},
+        "audio": audio_features.stream(audio_features.kind_of(settings)),
         "text": {"name": f"{enc.name}-per-cue", "dim": enc.dim, "fingerprint": enc.fingerprint},
         "face": {"name": f"haar-face-iou-track-named-by-speaker+colour-{visual.VERSION}+box",
                  "dim": faces.face_descriptor_dim()},
@@ -178,7 +180,7 @@ def face_rows(tracks: Sequence, names: dict[int, int], frames: np.ndarray, index
 def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
                  stages: ex.Stages) -> tuple[dict[str, np.ndarray], float, list[tuple[str, str]]]:
     """The part-file arrays of one clip, its duration and notes (see the module docstring)."""
-    from jaxaffect.features import audio, faces, media, segments, sentence_encoder, visual
+    from jaxaffect.features import faces, media, segments, sentence_encoder, visual
 
     with stages("subtitles"):  # first: a missing or bad subtitle file fails before decoding
         if not subtitles:
@@ -199,8 +201,8 @@ def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
         vectors = dict(zip(texts, sentence_encoder.shared_encoder().encode(texts)))
         out["text"] = np.stack([vectors[c.text] for c in cues]).astype(np.float32)
     with stages("audio"):
-        out["audio"], out["audio_present"] = audio.segment_statistics(clip.audio, bounds,
-                                                                      clip.sample_rate)
+        out["audio"], out["audio_present"] = audio_features.segment_features(
+            audio_features.kind_of(settings), clip.audio, bounds, clip.sample_rate)
     index = frame_index(max(1, round(duration * FPS)), clip.fps, len(frames))
     with stages("faces"):
         boxes = [faces.shared_detector().detect(f) for f in frames]
@@ -355,6 +357,7 @@ def run(args: argparse.Namespace) -> MemorSummary:
         personality, digest = np.zeros((len(rf.SPEAKERS), 1)), None
     settings = {"max_fps": float(args.max_fps), "short_side": int(args.short_side),
                 "face_size": SETTINGS["face_size"], "subtitle_encoding": args.subtitle_encoding,
+                "audio": args.audio,
                 "fps": FPS, "personality": {"dim": int(personality.shape[1]), "sha256": digest}}
     jobs = []
     for vid, path in videos:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from jaxaffect.errors import FormatError
+from jaxaffect.features import audio_features
 from jaxaffect.features import extraction as ex
 from jaxaffect.features.subtitles import find_subtitle_file
 
@@ -53,11 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "%(default)s)")
     parser.add_argument("--short_side", type=int, default=SETTINGS["short_side"],
                         help="frames resized to this short side (default %(default)s)")
+    audio_features.add_argument(parser)
 
 
 def stream_record(settings: dict[str, Any]) -> dict[str, Any]:
     """extraction.json of this extractor (the builder copies it into the metadata)."""
-    from jaxaffect.features import audio, faces, sentence_encoder, visual
+    from jaxaffect.features import faces, sentence_encoder, visual
 
     colour, motion = visual.DESCRIPTORS["colour"][1], visual.DESCRIPTORS["motion"][1]
     enc = sentence_encoder.shared_encoder()
@@ -67,7 +69,7 @@ def stream_record(settings: dict[str, Any]) -> dict[str, Any]:
         "person_a": dict(face),
         "person_b": dict(face),
         "background": {"name": f"colour+motion-{visual.VERSION}", "dim": colour + motion},
-        "audio": {"name": audio.STATISTICS_NAME, "dim": audio.statistics_dim()},
+        "audio": audio_features.stream(audio_features.kind_of(settings)),
         "text": {"name": f"{enc.name}-mean-of-cues", "dim": enc.dim,
                  "fingerprint": enc.fingerprint},
     }
@@ -119,7 +121,7 @@ def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
                  stages: ex.Stages) -> tuple[dict[str, np.ndarray], float, list[tuple[str, str]]]:
     """The ten arrays (five streams and their masks) of one clip, its duration, and notes on
     what is absent throughout."""
-    from jaxaffect.features import audio, faces, media, segments, visual
+    from jaxaffect.features import faces, media, segments, visual
 
     with stages("decode"):
         clip = media.decode_video(video, short_side=settings["short_side"],
@@ -149,8 +151,8 @@ def clip_streams(video: str, subtitles: str | None, settings: dict[str, Any],
         out["background"] = background
         out["background_mask"] = np.array([len(m) > 0 for m in members])
     with stages("audio"):
-        out["audio"], out["audio_mask"] = audio.segment_statistics(clip.audio, bounds,
-                                                                   clip.sample_rate)
+        out["audio"], out["audio_mask"] = audio_features.segment_features(
+            audio_features.kind_of(settings), clip.audio, bounds, clip.sample_rate)
     order = ("person_a", "person_b", "background", "audio", "text")
     notes = []
     if not clip.has_audio:
@@ -174,7 +176,7 @@ def run(args: argparse.Namespace) -> ex.Summary:
     """`jaxaffect extract perr`."""
     settings = {"step_seconds": float(args.step_seconds), "max_fps": float(args.max_fps),
                 "short_side": int(args.short_side), "face_size": SETTINGS["face_size"],
-                "subtitle_encoding": args.subtitle_encoding}
+                "subtitle_encoding": args.subtitle_encoding, "audio": args.audio}
     if args.subtitles and not Path(args.subtitles).is_dir():
         raise FormatError(f"{args.subtitles}: --subtitles is not a folder")
     jobs = []

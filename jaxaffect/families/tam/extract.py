@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from jaxaffect.errors import FormatError
+from jaxaffect.features import audio_features
 from jaxaffect.features import extraction as ex
 
 SETTINGS = {"segment_seconds": 0.64, "max_fps": 12.5, "short_side": 112}
@@ -44,30 +45,31 @@ def add_arguments(parser: argparse.ArgumentParser, *, danmaku: bool = False) -> 
     parser.add_argument("--short_side", type=int, default=SETTINGS["short_side"],
                         help="frames resized to this short side before the descriptors "
                              "(default %(default)s)")
+    audio_features.add_argument(parser)
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {"segment_seconds": float(args.segment_seconds), "max_fps": float(args.max_fps),
-            "short_side": int(args.short_side)}
+            "short_side": int(args.short_side), "audio": args.audio}
 
 
 def stream_record(settings: dict[str, Any], layout: str) -> dict[str, Any]:
     """What extraction.json says about this extractor (the builders copy it to metadata)."""
-    from jaxaffect.features import audio, visual
+    from jaxaffect.features import visual
 
-    dims = {"image": visual.DESCRIPTORS["colour"][1], "motion": visual.DESCRIPTORS["motion"][1],
-            "audio": audio.statistics_dim()}
-    names = {"image": f"colour-{visual.VERSION}", "motion": f"motion-{visual.VERSION}",
-             "audio": audio.STATISTICS_NAME}
-    return {"extractor": layout, "settings": settings,
-            "streams": {s: {"name": names[s], "dim": dims[s]} for s in dims}}
+    streams = {"image": {"name": f"colour-{visual.VERSION}",
+                         "dim": visual.DESCRIPTORS["colour"][1]},
+               "motion": {"name": f"motion-{visual.VERSION}",
+                          "dim": visual.DESCRIPTORS["motion"][1]},
+               "audio": audio_features.stream(audio_features.kind_of(settings))}
+    return {"extractor": layout, "settings": settings, "streams": streams}
 
 
 def segment_streams(video: str, settings: dict[str, Any], stages: ex.Stages
                     ) -> tuple[dict[str, np.ndarray], float, list[tuple[str, str]]]:
     """{image, image_mask, motion, motion_mask, audio, audio_mask} of one video, its duration
     in seconds, and notes on absent streams."""
-    from jaxaffect.features import audio, media, segments, visual
+    from jaxaffect.features import media, segments, visual
 
     with stages("decode"):
         clip = media.decode_video(video, short_side=settings["short_side"],
@@ -86,8 +88,8 @@ def segment_streams(video: str, settings: dict[str, Any], stages: ex.Stages
                     values[i] = fn(frames[m])
             out[stream], out[stream + "_mask"] = values, present
     with stages("audio"):
-        out["audio"], out["audio_mask"] = audio.segment_statistics(clip.audio, bounds,
-                                                                   clip.sample_rate)
+        out["audio"], out["audio_mask"] = audio_features.segment_features(
+            audio_features.kind_of(settings), clip.audio, bounds, clip.sample_rate)
     notes = [] if clip.has_audio else [("audio", "no audio stream: audio absent throughout")]
     return out, float(clip.duration), notes
 
