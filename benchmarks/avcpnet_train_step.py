@@ -41,7 +41,7 @@ from jaxaffect.families.avcpnet.clips import ClipSpec  # noqa: E402
 from jaxaffect.families.avcpnet.emotions import EMOTIONS6, polarity_of  # noqa: E402
 from jaxaffect.families.avcpnet.ep_ce import multitask_loss  # noqa: E402
 from jaxaffect.families.avcpnet.model import AVCPNet  # noqa: E402
-from jaxaffect.families.avcpnet.swin3d import VideoSwin3D  # noqa: E402
+from jaxaffect.nn.video_swin import VideoSwin3D  # noqa: E402
 from jaxaffect.perf import count_flops, matmul_peak_gflops, xla_flops  # noqa: E402
 
 

@@ -1,5 +1,5 @@
 """`jaxaffect convert swin3d`: Video Swin weights in torchvision's swin3d_t layout ->
-:class:`jaxaffect.families.avcpnet.swin3d.VideoSwin3D` parameters.
+:class:`jaxaffect.nn.video_swin.VideoSwin3D` parameters.
 
 The state dict read (PyTorch ``Linear`` weights ``[out, in]``, ``Conv3d`` ``[out, in, t, h, w]``):
 
@@ -38,13 +38,16 @@ from typing import Any
 
 import numpy as np
 
-from jaxaffect.families.avcpnet.swin3d import relative_position_index
+from jaxaffect.nn.video_swin import (
+    CONFIG_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    PARAMS_FILE,
+    model_fields,
+    relative_position_index,
+)
 from jaxaffect.torch_checkpoint import READERS, CheckpointError, file_sha256, read_state_dict
 
-PARAMS_FILE = "params.npz"
-CONFIG_FILE = "swin3d.json"
-FORMAT = "jaxaffect.swin3d.params"
-FORMAT_VERSION = 1
 LAYOUT = "torchvision's swin3d_t layout"
 _BLOCK_KEY = re.compile(r"features\.(\d+)\.(\d+)\.")
 _LINEAR = {"attn.qkv": "attn/qkv", "attn.proj": "attn/proj", "mlp.0": "fc1", "mlp.3": "fc2"}
@@ -146,21 +149,14 @@ def key_map(config: Mapping[str, Any]) -> dict[str, str | None]:
     return out
 
 
-def _model_fields(config: Mapping[str, Any]) -> dict[str, Any]:
-    fields = dict(config)
-    for key in ("depths", "num_heads", "patch_size", "window_size"):
-        fields[key] = tuple(int(v) for v in fields[key])
-    return fields
-
-
 def expected_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """Our parameter shapes ("a/b/c" -> shape) for ``config`` (``jax.eval_shape``)."""
     import jax
     import jax.numpy as jnp
 
-    from jaxaffect.families.avcpnet.swin3d import VideoSwin3D
+    from jaxaffect.nn.video_swin import VideoSwin3D
 
-    fields = _model_fields(config)
+    fields = model_fields(config)
     model = VideoSwin3D(**fields, stochastic_depth=0.0)
     x = jax.ShapeDtypeStruct((1, *fields["patch_size"], 3), jnp.float32)
     shapes = jax.eval_shape(lambda v: model.init(jax.random.key(0), v, train=False), x)
@@ -250,29 +246,6 @@ def convert_checkpoint(checkpoint: str, out_dir: str, *, reader: str = "auto") -
     (out / CONFIG_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     meta["params_path"], meta["config_path"] = str(out / PARAMS_FILE), str(out / CONFIG_FILE)
     return meta
-
-
-def load_swin_config(out_dir: str) -> dict[str, Any]:
-    """The :class:`VideoSwin3D` fields saved by :func:`convert_checkpoint` (tuples restored)."""
-    path = Path(out_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not found; convert with `jaxaffect convert swin3d`")
-    meta = json.loads(path.read_text())
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: not a converted Video Swin folder of format {FORMAT} "
-                              f"v{FORMAT_VERSION}")
-    return _model_fields(meta["config"])
-
-
-def load_swin_params(out_dir: str) -> dict[str, Any]:
-    """The nested float32 params tree (numpy) saved by :func:`convert_checkpoint`, head
-    included; drop ``"head"`` to use the backbone alone (``num_classes=None``)."""
-    from flax import traverse_util
-
-    load_swin_config(out_dir)  # refuses other folders
-    with np.load(Path(out_dir) / PARAMS_FILE, allow_pickle=False) as npz:
-        flat = {tuple(k.split("/")): npz[k] for k in npz.files}
-    return traverse_util.unflatten_dict(flat)
 
 
 def run_cli(args: argparse.Namespace) -> dict[str, Any]:

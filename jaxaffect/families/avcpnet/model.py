@@ -49,7 +49,7 @@ import jax.numpy as jnp
 
 from jaxaffect.families.avcpnet.audio_resnet import AudioResNet34, TemporalAttention
 from jaxaffect.families.avcpnet.fusion import FUSIONS, CAFLayer, make_fusion
-from jaxaffect.families.avcpnet.swin3d import VideoSwin3D
+from jaxaffect.nn.video_swin import VideoSwin3D
 
 Array = jax.Array
 BRANCHES = ("av", "v", "a")

@@ -168,7 +168,7 @@ class AVCPNetTask(Task):
         from flax import traverse_util
 
         from jaxaffect.config_loading import ConfigError
-        from jaxaffect.families.avcpnet.convert import load_swin_config, load_swin_params
+        from jaxaffect.nn.video_swin import load_swin_config, load_swin_params
 
         saved = load_swin_config(folder)
         wanted = self.config.model.swin.to_dict()

@@ -45,12 +45,37 @@ def add_arguments(parser: argparse.ArgumentParser, *, danmaku: bool = False) -> 
     parser.add_argument("--short_side", type=int, default=SETTINGS["short_side"],
                         help="frames resized to this short side before the descriptors "
                              "(default %(default)s)")
+    parser.add_argument("--motion", default="descriptors", choices=["descriptors", "swin3d"],
+                        help="the motion stream: classical frame-difference descriptors (23; "
+                             "default) or a pretrained Video Swin's embedding of each segment "
+                             "(768 for Swin-T) from --swin3d")
+    parser.add_argument("--swin3d", default=None, metavar="DIR",
+                        help="a `jaxaffect convert swin3d` folder of pretrained weights (e.g. "
+                             "torchvision's Kinetics-400 swin3d_t) for --motion swin3d; use "
+                             "--short_side 256 with it")
     audio_features.add_argument(parser)
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {"segment_seconds": float(args.segment_seconds), "max_fps": float(args.max_fps),
-            "short_side": int(args.short_side), "audio": args.audio}
+    settings = {"segment_seconds": float(args.segment_seconds), "max_fps": float(args.max_fps),
+                "short_side": int(args.short_side), "audio": args.audio}
+    if args.motion == "swin3d":
+        if not args.swin3d:
+            raise FormatError("--motion swin3d needs --swin3d DIR (a `jaxaffect convert swin3d` "
+                              "folder)")
+        settings.update(motion="swin3d", swin3d=os.path.abspath(args.swin3d))
+    elif args.swin3d:
+        raise FormatError("--swin3d goes with --motion swin3d")
+    return settings
+
+
+def _motion_stream(settings: dict[str, Any]) -> dict[str, Any]:
+    from jaxaffect.features import video_embedding, visual
+
+    if settings.get("motion", "descriptors") == "descriptors":
+        return {"name": f"motion-{visual.VERSION}", "dim": visual.DESCRIPTORS["motion"][1]}
+    embedder = video_embedding.shared_embedder(settings["swin3d"])
+    return {"name": embedder.name, "dim": embedder.dim, "fingerprint": embedder.fingerprint}
 
 
 def stream_record(settings: dict[str, Any], layout: str) -> dict[str, Any]:
@@ -59,8 +84,7 @@ def stream_record(settings: dict[str, Any], layout: str) -> dict[str, Any]:
 
     streams = {"image": {"name": f"colour-{visual.VERSION}",
                          "dim": visual.DESCRIPTORS["colour"][1]},
-               "motion": {"name": f"motion-{visual.VERSION}",
-                          "dim": visual.DESCRIPTORS["motion"][1]},
+               "motion": _motion_stream(settings),
                "audio": audio_features.stream(audio_features.kind_of(settings))}
     return {"extractor": layout, "settings": settings, "streams": streams}
 
@@ -81,6 +105,11 @@ def segment_streams(video: str, settings: dict[str, Any], stages: ex.Stages
     with stages("visual"):
         for stream, kind in (("image", "colour"), ("motion", "motion")):
             fn, dim = visual.DESCRIPTORS[kind]
+            if stream == "motion" and settings.get("motion", "descriptors") == "swin3d":
+                from jaxaffect.features import video_embedding
+
+                embedder = video_embedding.shared_embedder(settings["swin3d"])
+                fn, dim = embedder.embed, embedder.dim
             values = np.zeros((len(bounds), dim), np.float32)
             present = np.array([len(m) > 0 for m in members])
             for i, m in enumerate(members):

@@ -136,11 +136,8 @@ def test_converted_swin_initialises_the_backbone(build, tmp_path):
     """`jaxaffect convert swin3d` output (here of the committed parity fixture, a state dict in
     torchvision's swin3d_t layout) becomes the visual backbone of a fresh run."""
     from jaxaffect.config_loading import ConfigError
-    from jaxaffect.families.avcpnet.convert import (
-        convert_checkpoint,
-        load_swin_config,
-        load_swin_params,
-    )
+    from jaxaffect.families.avcpnet.convert import convert_checkpoint
+    from jaxaffect.nn.video_swin import load_swin_config, load_swin_params
 
     fixture = Path(__file__).resolve().parents[2] / "fixtures" / "swin3d" / "swin3d_small.pth"
     convert_checkpoint(str(fixture), str(tmp_path / "init"), reader="builtin")

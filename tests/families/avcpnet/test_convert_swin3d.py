@@ -19,7 +19,8 @@ import pytest
 
 from jaxaffect import torch_save
 from jaxaffect.families.avcpnet import convert as cv
-from jaxaffect.families.avcpnet.swin3d import VideoSwin3D, relative_position_index
+from jaxaffect.nn import video_swin as vs
+from jaxaffect.nn.video_swin import VideoSwin3D, relative_position_index
 from jaxaffect.torch_checkpoint import CheckpointError, read_state_dict
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "swin3d"
@@ -58,9 +59,9 @@ def test_converted_model_matches_the_reference(tmp_path, expected):
     assert summary["config"]["window_size"] == [4, 3, 3]
     assert summary["source"]["file"] == "swin3d_small.pth"
     assert summary["source"]["reader"] == "builtin"
-    on_disk = json.loads((tmp_path / cv.CONFIG_FILE).read_text())
-    assert on_disk["format"] == cv.FORMAT and on_disk["config"] == summary["config"]
-    config, params = cv.load_swin_config(str(tmp_path)), cv.load_swin_params(str(tmp_path))
+    on_disk = json.loads((tmp_path / vs.CONFIG_FILE).read_text())
+    assert on_disk["format"] == vs.FORMAT and on_disk["config"] == summary["config"]
+    config, params = vs.load_swin_config(str(tmp_path)), vs.load_swin_params(str(tmp_path))
     assert summary["num_params"] == sum(
         v.size for v in jax.tree_util.tree_leaves(params))
     model = VideoSwin3D(**config, stochastic_depth=0.0)
@@ -161,10 +162,10 @@ def test_wrong_index_buffer_is_refused(tmp_path, state):
 
 def test_load_refuses_other_folders(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
-        cv.load_swin_params(str(tmp_path))
-    (tmp_path / cv.CONFIG_FILE).write_text(json.dumps({"format": "something.else"}))
+        vs.load_swin_params(str(tmp_path))
+    (tmp_path / vs.CONFIG_FILE).write_text(json.dumps({"format": "something.else"}))
     with pytest.raises(CheckpointError, match="not a converted Video Swin folder"):
-        cv.load_swin_params(str(tmp_path))
+        vs.load_swin_params(str(tmp_path))
 
 
 def test_torch_reader_agrees_with_builtin(state):

@@ -1,4 +1,4 @@
-"""Tests of the Video Swin backbone (jaxaffect.families.avcpnet.swin3d): window helpers
+"""Tests of the Video Swin backbone (jaxaffect.nn.video_swin): window helpers
 against plain loop references, jitted and not; shapes; shifted-window attention against a
 voxel-by-voxel numpy reference; drop path, remat and bf16."""
 
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaffect.families.avcpnet import swin3d as S
+from jaxaffect.nn import video_swin as S
 
 JIT = [False, True]
 # one stage of a plain and a shifted block; on the (2, 6, 16, 13, 3) input below its 3 x 4 x 4

@@ -1,4 +1,5 @@
-"""Video Swin-T: the visual backbone of AV-CPNet (paper Sec. 4.1), in flax.linen.
+"""Video Swin-T in flax.linen: AV-CPNet's visual backbone (paper Sec. 4.1) and the video
+embedder of `jaxaffect extract --motion swin3d`.
 
 Input ``[B, T, H, W, 3]`` -> features ``[B, ceil(T/pt), ceil(H/32), ceil(W/32), 8C]`` (patch
 size ``(pt, 4, 4)``; channels last, after the final LayerNorm, float32). The pieces:
@@ -37,7 +38,10 @@ Choices (also in the family's choices table):
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -326,6 +330,53 @@ class VideoSwin3D(nn.Module):
         self.sow("intermediates", "features", x)
         pooled = x.mean(axis=(1, 2, 3))
         return nn.Dense(self.num_classes, dtype=jnp.float32, name="head")(pooled)
+
+
+# --------------------------------------------------------------------------------------------
+# A converted weights folder (written by `jaxaffect convert swin3d`)
+# --------------------------------------------------------------------------------------------
+PARAMS_FILE = "params.npz"
+CONFIG_FILE = "swin3d.json"
+FORMAT = "jaxaffect.swin3d.params"
+FORMAT_VERSION = 1
+
+
+def model_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """:class:`VideoSwin3D` fields from a saved config (JSON lists -> tuples)."""
+    fields = dict(config)
+    for key in ("depths", "num_heads", "patch_size", "window_size"):
+        fields[key] = tuple(int(v) for v in fields[key])
+    return fields
+
+
+def read_converted_meta(folder: str | os.PathLike) -> dict[str, Any]:
+    """The swin3d.json of a converted folder (format checked)."""
+    from jaxaffect.torch_checkpoint import CheckpointError
+
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found; convert with `jaxaffect convert swin3d`")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: not a converted Video Swin folder of format {FORMAT} "
+                              f"v{FORMAT_VERSION}")
+    return meta
+
+
+def load_swin_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """The :class:`VideoSwin3D` fields of a converted folder (tuples restored)."""
+    return model_fields(read_converted_meta(folder)["config"])
+
+
+def load_swin_params(folder: str | os.PathLike) -> dict[str, Any]:
+    """The nested float32 params tree (numpy) of a converted folder, head included; drop
+    ``"head"`` to use the backbone alone (``num_classes=None``)."""
+    from flax import traverse_util
+
+    read_converted_meta(folder)  # refuses other folders
+    with np.load(Path(folder) / PARAMS_FILE, allow_pickle=False) as npz:
+        flat = {tuple(k.split("/")): npz[k] for k in npz.files}
+    return traverse_util.unflatten_dict(flat)
 
 
 __all__ = ["VideoSwin3D", "WindowAttention3D", "SwinBlock3D", "SwinStage3D", "PatchMerging3D",
