@@ -87,6 +87,38 @@ def render_amer_train_step(runs: list[dict]) -> str:
     return out
 
 
+def render_lirec_train_step(runs: list[dict]) -> str:
+    """One row per run: our LIReC step and the authors' released PyTorch code side by side."""
+    lines = ["| torch threads | ours steps/s | compile (s) | GFLOP/step | GFLOP/s (share of matmul "
+             "peak) | authors' PyTorch steps/s | ratio |", "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        theirs = r.get("theirs_steps_per_s")
+        lines.append(f"| {r['torch_threads'] if theirs else '-'} | {r['ours_steps_per_s']:.1f} | "
+                     f"{r['ours_compile_s']:.1f} | {r['flops_per_step'] / 1e9:.2f} | "
+                     f"{_rate_and_share(r['gflop_per_s'], r)} | "
+                     + (f"{theirs:.1f} | {r['ratio']:.2f}x |" if theirs else "not measured | - |"))
+    r, s = runs[-1], runs[-1]["sizes"]
+    rounds = r["arguments"]["rounds"]
+    head = ("`python benchmarks/lirec_train_step.py --authors_code DIR --torch_python PY` (DIR: "
+            "a checkout of github.com/Annusha/LIReC, imported at run time; the interactions "
+            f"setting with text {s['text']}, visual {s['visual']} and two {s['tracks']}-d "
+            f"tracks, {s['classes']} classes, batch {s['batch']}, random inputs; ours: the "
+            f"generic trainer's step for `{r['config']}`, from the authors' initial weights when "
+            "they are measured; "
+            "theirs: their `Modalities` model, `MaxMarginCrossEntropyLoss` and Adam from "
+            "`mlp.model.create_model`, one iteration of the loop in their `mlp/train.py`; "
+            f"median of {rounds} alternating round{'s' * (rounds != 1)}; "
+            + _flops_source(runs) + "). " + _stamp(runs))
+    out = head + "\n\n" + "\n".join(lines) + "\n"
+    diffs = [x["loss_abs_diff_at_start"] for x in runs if "loss_abs_diff_at_start" in x]
+    if diffs:
+        out += ("\nAt the same weights without dropout the two losses differ by at most "
+                f"{max(diffs):.1e}.\n")
+    if "theirs_not_measured" in r:
+        out += f"\nThe newest run did not measure the authors' code: {r['theirs_not_measured']}.\n"
+    return out
+
+
 SMTA_VARIANTS = {
     "smta/transformer": "SMTA (transformer), default parallel implementation",
     "smta/transformer/scan": "SMTA (transformer), attention inside the scan",
@@ -370,12 +402,43 @@ def render_ctm_train_step(runs: list[dict]) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
+BEAM_BUILDS = {"in_process": "in process (the default)",
+               "beam_1": "Beam DirectRunner, 1 worker process",
+               "beam_2": "Beam DirectRunner, 2 worker processes"}
+
+
+def render_beam_build(runs: list[dict]) -> str:
+    """The newest run: one row per way of building, rates against the in-process build."""
+    r = runs[-1]
+    lines = ["| build | comments/s | videos/s | build (s) | rate x in process |",
+             "|---|---|---|---|---|"]
+    for kind, label in BEAM_BUILDS.items():
+        ratio = 1.0 if kind == "in_process" else r["ratio_to_in_process"][kind]
+        lines.append(f"| {label} | {r['comments_per_s'][kind]:,.0f} | "
+                     f"{r['videos_per_s'][kind]:.1f} | {r['build_s'][kind]:.0f} | "
+                     f"{ratio:.2f}x |")
+    a = r["arguments"]
+    written = (f"; `jaxaffect synthesize tsc` wrote them at {r['synthesize_videos_per_s']:.0f} "
+               "videos/s" if r.get("synthesize_videos_per_s") else "")
+    head = (f"`PYTHONPATH=. python benchmarks/beam_build.py --num_videos {a['num_videos']}` "
+            f"({r['num_videos']:,} synthetic comment videos, {r['danmaku_rows']:,} danmaku rows "
+            f"(comments), {r['examples']:,} examples{written}; `jaxaffect build bilibili_tsc "
+            "--builder_config custom` to TFRecord, each build into a fresh folder, start-up "
+            "included; the Beam builds run `--direct_running_mode=multi_processing`; median of "
+            f"{a['rounds']} alternating round{'s' * (a['rounds'] != 1)} on "
+            f"{r['cpus_available']} available cores; apache-beam {r['apache_beam']}; all builds "
+            "gave the same metadata and dead-letter list). " + _stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[list[dict]], str]] = {
+    "beam_build": render_beam_build,
     "avcpnet_train_step": render_avcpnet_train_step,
     "ctm_train_step": render_ctm_train_step,
     "avcpnet_input_pipeline": render_avcpnet_input_pipeline,
     "extraction": render_extraction,
     "amer_train_step": render_amer_train_step,
+    "lirec_train_step": render_lirec_train_step,
     "smta_train_step": render_smta_train_step,
     "input_pipeline": render_input_pipeline,
     "tam_sharded_memory": render_tam_sharded_memory,

@@ -433,9 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("corpus", nargs="?", default=default_corpus, choices=sorted(corpora),
                     help="; ".join(f"{n}: {c.help}" for n, c in corpora.items()))
     sy.add_argument("--out", required=True, help="an empty or new folder")
-    sy.add_argument("--num_clips", type=int, default=None,
-                    help="size: " + ", ".join(f"{n}: {c.size_help}" for n, c in corpora.items()
-                                              if c.size_help))
+    sy.add_argument("--num_clips", "--num_videos", dest="num_clips", type=int, default=None,
+                    help="size of the corpus (both names set it): " + "; ".join(
+                        f"{n}: {c.size_help}" for n, c in corpora.items() if c.size_help))
     sy.add_argument("--seed", type=int, default=0, help="the corpus seed (same seed, same bytes)")
     sy.set_defaults(fn=cmd_synthesize)
 

@@ -241,3 +241,32 @@ def test_avcpnet_input_pipeline_renders_workers_and_the_per_clip_rate(tmp_path):
     assert "| 2 | 300.0 | 1.50x |" in text
     assert "| per-clip work alone, one core (no batching, no prefetch) | 150.0 | 0.75x |" in text
     assert "200.0 clips/s" in text and "median of 3 alternating rounds" in text
+
+
+def _lirec(commit: str, ours: float, theirs: float | None, threads: int = 2) -> dict:
+    run = _stamped("lirec_train_step", commit, arguments={"rounds": 5},
+                   config="configs/lirec/interactions.py:modalities=visual+text+tracks,released",
+                   sizes={"visual": 2048, "text": 768, "tracks": 2048, "batch": 64,
+                          "classes": 101},
+                   ours_steps_per_s=ours, ours_compile_s=1.23, flops_per_step=1.402e9,
+                   gflop_per_s=1.402 * ours, matmul_peak_gflop_per_s=150.0,
+                   peak_fraction=1.402 * ours / 150.0)
+    if theirs is None:
+        run["theirs_not_measured"] = "no --authors_code given"
+    else:
+        run.update(torch="2.x", torch_threads=threads, theirs_steps_per_s=theirs,
+                   ratio=ours / theirs, loss_abs_diff_at_start=1.9e-6)
+    return run
+
+
+def test_lirec_renders_ours_against_the_authors_code(tmp_path):
+    text = _render(tmp_path, "lirec_train_step",
+                   [_lirec("old", 9.0, 3.0), _lirec("new", 70.5, 24.5),
+                    _lirec("new", 70.0, 35.0, threads=1), _lirec("new", 71.0, None)])
+    assert "| 2 | 70.5 | 1.2 | 1.40 | 99 (66% of 150) | 24.5 | 2.88x |" in text
+    assert "| 1 | 70.0 | 1.2 | 1.40 | 98 (65% of 150) | 35.0 | 2.00x |" in text
+    assert "| - | 71.0 | 1.2 | 1.40 | 100 (66% of 150) | not measured | - |" in text
+    assert "| 9.0 |" not in text and "batch 64" in text and "101 classes" in text
+    assert "median of 5 alternating rounds" in text and "differ by at most 1.9e-06" in text
+    assert "did not measure the authors' code: no --authors_code given" in text
+    assert "`configs/lirec/interactions.py:modalities=visual+text+tracks,released`" in text

@@ -172,7 +172,8 @@ def quiet_tfds(progress: bool = False):
 
 def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = "tfrecord",
                   *, num_shards: int | None = None, config: str | None = None,
-                  overwrite: bool = False, allow: tuple[str, ...] = ()) -> str:
+                  overwrite: bool = False, allow: tuple[str, ...] = (),
+                  beam_options: str | None = None) -> str:
     """Prepares dataset `name` from `manual_dir` into `data_dir`; returns the builder directory.
 
     `config` picks a builder config (e.g. bilibili_tsc's lexicon: dutir, nrc or custom); None
@@ -193,10 +194,31 @@ def build_dataset(name: str, manual_dir: str, data_dir: str, file_format: str = 
     as bool) are counted: a successful build prints one `note:` line per kind on stderr, with
     the count and the first array, and records them in its metadata.json
     ("release_conversions").
+
+    `beam_options` (command-line style, e.g. "--runner=DirectRunner --direct_num_workers=2")
+    runs the build as an Apache Beam pipeline with those options, passed to Beam unchanged
+    (any runner); only builders whose class sets `SUPPORTS_BEAM` take it. None: in process.
     """
     with _allowances(allow):
         return _build(name, manual_dir, data_dir, file_format, num_shards=num_shards,
-                      config=config, overwrite=overwrite)
+                      config=config, overwrite=overwrite, beam_options=beam_options)
+
+
+def _pipeline_options(name: str, beam_options: str | None):
+    """Beam's PipelineOptions of `beam_options` (None: an in-process build)."""
+    if beam_options is None:
+        return None
+    if not getattr(builder_class(name), "SUPPORTS_BEAM", False):
+        raise ConfigError(f"dataset {name!r} has no Beam pipeline; build it without "
+                          "--beam_options")
+    try:
+        from apache_beam.options.pipeline_options import PipelineOptions
+    except ImportError as e:
+        raise ConfigError(f"--beam_options needs apache-beam (pip install 'jaxaffect[beam]'): "
+                          f"{e}") from None
+    import shlex
+
+    return PipelineOptions(flags=shlex.split(beam_options))
 
 
 @contextlib.contextmanager
@@ -217,7 +239,8 @@ def _allowances(allow: tuple[str, ...]):
 
 
 def _build(name: str, manual_dir: str, data_dir: str, file_format: str, *,
-           num_shards: int | None, config: str | None, overwrite: bool) -> str:
+           num_shards: int | None, config: str | None, overwrite: bool,
+           beam_options: str | None) -> str:
     from jaxaffect.data.release_files import collect_conversions
 
     # Arrays the release stores in another dtype than the build (float64 features, 0/1
@@ -225,7 +248,8 @@ def _build(name: str, manual_dir: str, data_dir: str, file_format: str, *,
     with collect_conversions(manual_dir) as conversions:
         path, built = _build_collecting(name, manual_dir, data_dir, file_format,
                                         num_shards=num_shards, config=config,
-                                        overwrite=overwrite, conversions=conversions)
+                                        overwrite=overwrite, conversions=conversions,
+                                        beam_options=beam_options)
     if built:
         for line in conversions.notes():
             print(line, file=sys.stderr)
@@ -234,12 +258,14 @@ def _build(name: str, manual_dir: str, data_dir: str, file_format: str, *,
 
 def _build_collecting(name: str, manual_dir: str, data_dir: str, file_format: str, *,
                       num_shards: int | None, config: str | None, overwrite: bool,
-                      conversions: Conversions) -> tuple[str, bool]:
+                      conversions: Conversions, beam_options: str | None
+                      ) -> tuple[str, bool]:
     """(builder directory, whether this call wrote the build itself: not reused, and not
     rebuilt by a nested call, which reports its own conversions)."""
     import tensorflow_datasets as tfds
 
     fmt = _normalise_format(file_format)
+    options = _pipeline_options(name, beam_options)
     module = builder_module(name)
     check = getattr(module, "check_manual_dir", None)
     if check is not None:
@@ -251,7 +277,7 @@ def _build_collecting(name: str, manual_dir: str, data_dir: str, file_format: st
         prepared = builder.is_prepared()
     if prepared and overwrite:
         return _rebuild_beside(name, manual_dir, data_dir, fmt, num_shards, config,
-                               os.fspath(builder.data_dir)), False
+                               os.fspath(builder.data_dir), beam_options), False
     if prepared:
         existing = builder.info.file_format.value if builder.info.file_format else "tfrecord"
         if existing != fmt:
@@ -272,13 +298,15 @@ def _build_collecting(name: str, manual_dir: str, data_dir: str, file_format: st
         builder.download_and_prepare(
             file_format=fmt,
             download_config=tfds.download.DownloadConfig(
-                manual_dir=os.fspath(manual_dir), num_shards=num_shards),
+                manual_dir=os.fspath(manual_dir), num_shards=num_shards,
+                beam_options=options),
         )
     return os.fspath(builder.data_dir), True
 
 
 def _rebuild_beside(name: str, manual_dir: str, data_dir: str, fmt: str,
-                    num_shards: int | None, config: str | None, old_dir: str) -> str:
+                    num_shards: int | None, config: str | None, old_dir: str,
+                    beam_options: str | None = None) -> str:
     """Builds into a fresh folder under `data_dir`, then swaps it in for `old_dir`."""
     import shutil
     import uuid
@@ -286,7 +314,7 @@ def _rebuild_beside(name: str, manual_dir: str, data_dir: str, fmt: str,
     staging = Path(data_dir) / f".jaxaffect_rebuild_{uuid.uuid4().hex[:8]}"
     try:
         new_dir = build_dataset(name, manual_dir, str(staging), fmt, num_shards=num_shards,
-                                config=config)
+                                config=config, beam_options=beam_options)
         old = Path(old_dir)
         backup = old.with_name(f".{old.name}.replaced_{uuid.uuid4().hex[:8]}")
         old.rename(backup)

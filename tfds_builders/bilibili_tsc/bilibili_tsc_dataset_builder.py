@@ -3,42 +3,49 @@
 manual_dir: `danmaku/<video_id>.xml` (Bilibili danmaku XML) and `features/<video_id>.npz`
 (per-segment image/motion/audio features of the whole video plus `segment_seconds`), and for
 the `custom` config a `lexicon.tsv`. One example per K-means cluster of a video's comment times;
-the per-video logic is `jaxaffect.families.tam.tsc_corpus`.
+the per-video logic is `jaxaffect.families.tam.tsc_corpus`, the per-file scan `video_scan`.
 
-Two passes: the first parses and filters every danmaku file, reads the feature files and
-records problems and skipped videos; the vocabulary of all kept comments is then built and
-stored in metadata.json with the counts; the second pass re-reads the features and writes
-the examples. A bad video never stops the build: a file's problems and repeated rows are
-logged with file and line and counted per file; a video without usable comments or with a bad
-feature file (or a path leaving the manual_dir) is skipped with the reason; all of it is listed
-in metadata.json and summarised on the console when the build ends. Only an empty result, no
-danmaku file, or a bad `lexicon.tsv` raises `FormatError` (one line naming the file).
+In process (the default), two passes: the first parses and filters every danmaku file, reads the
+feature files and records problems and skipped videos; the vocabulary of all kept comments is
+then built and stored in metadata.json with the counts; the second pass re-reads the features
+and writes the examples. With Beam options in the download config (`jaxaffect build
+--beam_options`) the same steps run as an Apache Beam pipeline (`beam_pipeline`) and give the
+same examples, vocabulary, counts and problem lists.
+
+A bad video never stops the build: a file's problems and repeated rows are logged with file and
+line and counted per file; a video without usable comments or with a bad feature file (or a
+path leaving the manual_dir) is skipped with the reason; all of it is listed in metadata.json
+and `dead_letter.jsonl` (file, line, reason) and summarised on the console when the build ends.
+Only an empty result, no danmaku file, or a bad `lexicon.tsv` raises `FormatError` (one line
+naming the file).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-import math
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from jaxaffect.data.release_files import inside, outside_release
-from jaxaffect.errors import FormatError
-from jaxaffect.families.tam import danmaku
+from jaxaffect.data.release_files import allowed
 from jaxaffect.families.tam import tsc_corpus as tsc
-from jaxaffect.families.tam.emotion_lexicon import EmotionLexicon, load_lexicon
 from tfds_builders import affect_video as av
+from tfds_builders.bilibili_tsc import video_scan as vs
+from tfds_builders.bilibili_tsc.video_scan import (  # noqa: F401 (part of this module's API)
+    DANMAKU_DIR,
+    LEXICON_FILE,
+    make_lexicon,
+    read_features,
+)
 
 log = logging.getLogger(__name__)
 
-DANMAKU_DIR = "danmaku"
-LEXICON_FILE = "lexicon.tsv"
+BEAM_METADATA_FILE = "beam_metadata.json"  # written by the pipeline, read back, then deleted
 
 
 @dataclasses.dataclass
@@ -51,159 +58,38 @@ class TscConfig(tfds.core.BuilderConfig):
     balance: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
-class _Video:
-    comments: tsc.VideoComments
-    segment_seconds: float
-    features: epath.Path  # checked to lie inside the manual_dir
-
-
 @dataclasses.dataclass
-class _Scan:
-    """What the first pass found."""
+class Scan:
+    """What the in-process first pass found: every danmaku/ entry's scan, in order, and the
+    d_s the first kept video fixed (None when none was kept)."""
 
-    videos: list[_Video] = dataclasses.field(default_factory=list)
-    dims: dict[str, int] | None = None
-    stage_counts: dict[str, int] = dataclasses.field(default_factory=dict)
-    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
-    problems: dict[str, int] = dataclasses.field(default_factory=dict)
-    repeated_rows: dict[str, int] = dataclasses.field(default_factory=dict)
-    outside_features: int = 0
-    linked: list[str] = dataclasses.field(default_factory=list)  # allowed symlinks out: ids
+    entries: list[vs.VideoScan]
+    dims: dict[str, int] | None
 
-    def skip(self, file: str, reason: str) -> None:
-        log.warning("bilibili_tsc: skipping %s: %s", file, reason)
-        self.skipped.append({"file": file, "reason": reason})
-
-    def summary(self) -> list[str]:
-        """The console report of what was skipped, dropped or malformed (empty: nothing)."""
-        lines = [f"skipped {s['file']}: {s['reason']}" for s in self.skipped]
-        lines += [f"{f}: {n} malformed row(s) or file error(s) not read"
-                  for f, n in self.problems.items()]
-        lines += [f"{f}: {n} repeated row(s) dropped" for f, n in self.repeated_rows.items()]
-        if self.outside_features:
-            lines.append(f"{self.outside_features} comment(s) after the end of their video's "
-                         "features dropped")
-        if self.linked:
-            lines.append(f"{len(self.linked)} video(s) read through symlinks to outside the "
-                         f"manual_dir (allowed): {', '.join(self.linked[:av.SHOWN_IDS])}")
-        return lines
+    @property
+    def videos(self) -> list[vs.Video]:
+        return [e.video for e in self.entries if e.video is not None]
 
 
-def read_features(path: epath.Path, dims: dict[str, int] | None
-                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-    """(features, masks, segment_seconds) of one video; raises FormatError naming `path`.
-    Streams and masks follow `affect_video.read_video` (floating-point and finite features,
-    bool or 0/1 masks); `segment_seconds` must be a finite positive real scalar."""
-    features, masks = av.read_video(path, expected_dims=dims)
-    try:  # only this member is read again (read_video has checked that the file is readable)
-        with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
-            names = sorted(z.files)
-            value = np.asarray(z["segment_seconds"]) if "segment_seconds" in names else None
-    except Exception as e:  # e.g. the file changed since; the same message as read_video's
-        raise FormatError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})"
-                          ) from None
-    if value is None:
-        raise FormatError(f"{path}: missing scalar 'segment_seconds' (has {names})")
-    real = np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating)
-    if value.size != 1 or not real:
-        raise FormatError(f"{path}: 'segment_seconds' must be one real number, got "
-                          f"{value.dtype} {value.shape}")
-    seconds = float(value.reshape(()))
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise FormatError(f"{path}: 'segment_seconds' must be > 0 and finite, got {seconds}")
-    return features, masks, seconds
-
-
-def make_lexicon(config: TscConfig, manual_dir: epath.Path) -> EmotionLexicon:
-    """The lexicon of a config (`custom`: manual_dir/lexicon.tsv)."""
-    if config.lexicon == "custom":
-        path = manual_dir / LEXICON_FILE
-        if not path.exists():
-            raise FormatError(f"{path}: lexicon file not found (needed by config 'custom')")
-        inside(manual_dir, LEXICON_FILE, where=str(path))
-        return tsc.custom_lexicon(tsc.read_lexicon_tsv(path))
-    try:
-        return load_lexicon(config.lexicon)
-    except ImportError as e:
-        raise ImportError(
-            f"config {config.name!r} needs the optional lexicon packages "
-            f"(pip install 'jaxaffect[tsc]'): {e}") from e
-
-
-def scan(manual_dir: epath.Path, config: TscConfig) -> _Scan:
-    """First pass over the manual_dir (sorted video ids): parse, filter, check features."""
-    folder = manual_dir / DANMAKU_DIR
-    entries = sorted(folder.iterdir()) if folder.is_dir() else []
-    files = [e for e in entries if e.name.endswith(".xml")]
-    if not files:
-        raise FormatError(f"{folder}: no danmaku .xml files found")
+def scan(manual_dir: epath.Path, config: TscConfig) -> Scan:
+    """First pass over the manual_dir (sorted names): parse, filter, check features. The first
+    kept video fixes d_s; a later video with other sizes is skipped."""
+    names = vs.danmaku_entries(manual_dir)
     lexicon = make_lexicon(config, manual_dir)
     normalize = tsc.word_normalizer(config.lexicon)
-    out = _Scan()
-    for other in entries:
-        if not other.name.endswith(".xml"):
-            out.skip(f"{DANMAKU_DIR}/{other.name}", "not a danmaku file (the name does not end "
-                                                     "in .xml)")
-    for xml in files:
-        _scan_video(manual_dir, xml, config, lexicon, normalize, out)
-    return out
+    entries = [vs.not_danmaku(n) for n in names if not n.endswith(".xml")]
+    dims = None
+    for name in (n for n in names if n.endswith(".xml")):
+        entry = vs.scan_video(manual_dir, name, config, lexicon, normalize, dims)
+        if entry.kept and dims is None:  # the first usable video fixes d_s for the build
+            dims = entry.feature_dims
+        entries.append(entry)
+    return Scan(entries, dims)
 
 
-def _scan_video(manual_dir: epath.Path, xml: epath.Path, config: TscConfig,
-                lexicon: EmotionLexicon, normalize: Callable[[str], str], out: _Scan) -> None:
-    """Scans one danmaku file and its feature file into `out` (kept, or skipped with why)."""
-    vid = xml.name[: -len(".xml")]
-    rel_xml = f"{DANMAKU_DIR}/{xml.name}"
-    try:
-        inside(manual_dir, rel_xml, where=str(manual_dir / DANMAKU_DIR))
-        raw = xml.read_bytes()
-    except FormatError as e:
-        out.skip(rel_xml, str(e))
-        return
-    except OSError as e:  # a folder named *.xml, no permission, ...
-        out.skip(rel_xml, f"cannot read: {e.strerror or e}")
-        return
-    parsed = danmaku.parse_danmaku_bytes(raw, str(xml))
-    for p in parsed.problems + parsed.repeats:
-        log.warning("bilibili_tsc: %s", p)
-    if parsed.problems:
-        out.problems[rel_xml] = len(parsed.problems)
-    if parsed.repeats:
-        out.repeated_rows[rel_xml] = len(parsed.repeats)
-    # Per-video seed: the balancing draw does not depend on which other videos are present.
-    rng = np.random.default_rng(zlib.crc32(vid.encode("utf-8")))
-    kept, counts = danmaku.preprocess(parsed.comments, lexicon, max_words=tsc.MAX_WORDS,
-                                      balance=config.balance, rng=rng)
-    for stage, n in counts.items():  # summed over every danmaku file, skipped ones too
-        out.stage_counts[stage] = out.stage_counts.get(stage, 0) + n
-    if not kept:
-        why = f"{len(parsed.problems)} problem(s), " if parsed.problems else ""
-        out.skip(rel_xml, f"no usable comments ({why}stage counts {counts})")
-        return
-    rel_npz = f"{av.FEATURE_DIR}/{vid}.npz"
-    try:
-        npz = epath.Path(inside(manual_dir, rel_npz, where=rel_xml))
-    except FormatError as e:
-        out.skip(rel_npz, str(e))
-        return
-    try:
-        feats, _, seconds = read_features(npz, out.dims)
-    except FormatError as e:  # the entry names the file: the path prefix is dropped
-        out.skip(rel_npz, str(e).removeprefix(f"{npz}: "))
-        return
-    steps = next(iter(feats.values())).shape[0]
-    vc, dropped = tsc.video_comments(vid, kept, lexicon, normalize, steps * seconds)
-    out.outside_features += dropped
-    if len(vc) == 0:
-        out.skip(rel_npz, f"all {dropped} kept comments lie after the end of the features "
-                          f"({steps} segments x {seconds} s)")
-        return
-    if out.dims is None:  # the first usable video fixes d_s for the build
-        out.dims = {s: int(x.shape[1]) for s, x in feats.items()}
-    out.videos.append(_Video(vc, seconds, npz))
-    if outside_release(manual_dir, {"xml": xml, "npz": npz}):  # only when allowed
-        out.linked.append(vid)
+def _beam_requested(download_config: Any) -> bool:
+    return download_config is not None and (download_config.beam_options is not None
+                                            or download_config.beam_runner is not None)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -221,6 +107,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                               "words."),
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "dutir"
+    SUPPORTS_BEAM = True  # `jaxaffect build --beam_options ...` runs `beam_pipeline`
+    _beam = False  # this build runs on Beam (set by download_and_prepare)
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Put one Bilibili danmaku XML per video in manual_dir/danmaku/<video_id>.xml and its
     per-segment features in manual_dir/features/<video_id>.npz (arrays image, motion, audio
@@ -247,55 +135,91 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
         manual_dir = epath.Path(dl_manager.manual_dir)
+        if self._beam:
+            return {"train": self._beam_examples(manual_dir)}
         config = self.builder_config
         found = scan(manual_dir, config)
+        report = vs.build_report(found.entries)
         if not found.videos:
-            reasons = "; ".join(f"{s['file']}: {s['reason']}" for s in found.skipped[:5])
-            raise FormatError(
-                f"{manual_dir}: no usable video ({len(found.skipped)} skipped: {reasons}"
-                f"{' ...' if len(found.skipped) > 5 else ''})")
+            raise vs.no_usable_video(manual_dir, report["skipped"])
         vocab = tsc.build_vocab((w for v in found.videos for w in v.comments.words),
                                 config.min_count)
-        num_comments = sum(len(v.comments) for v in found.videos)
-        log.info("bilibili_tsc: %d videos, %d comments, %d skipped, vocabulary %d",
-                 len(found.videos), num_comments, len(found.skipped), len(vocab))
-        meta = self.info.metadata  # written to metadata.json of the build
-        meta["vocab"] = vocab
-        meta["stream_dims"] = found.dims
-        meta["stage_counts"] = found.stage_counts
-        meta["skipped"] = found.skipped
-        meta["problems"] = found.problems
-        meta["repeated_rows"] = found.repeated_rows
-        if found.linked:  # what `--allow symlinks` let through
-            meta["symlinks_outside_release"] = {
-                "allowed_by": "symlinks", "count": len(found.linked),
-                "video_ids": found.linked[:av.SHOWN_IDS]}
-        meta["outside_features"] = found.outside_features
-        meta["num_videos"] = len(found.videos)
-        meta["num_comments"] = num_comments
-        meta["lexicon"] = config.lexicon
-        meta["min_count"] = config.min_count
-        meta["balance"] = config.balance
-        self._found = found  # for the report at the end of download_and_prepare
+        letters = vs.dead_letter_lines(d for e in found.entries for d in e.dead_letter)
+        vs.write_dead_letter(self.data_path / vs.DEAD_LETTER_FILE, letters)
+        stages = vs.sum_stage_counts(e.stage_counts for e in found.entries)
+        self._set_metadata(vs.build_metadata(config, report, vocab, stages, found.dims,
+                                             len(letters)))
         return {"train": self._generate_examples(found, vocab)}
+
+    def _set_metadata(self, entries: dict[str, Any]) -> None:
+        meta = self.info.metadata  # written to metadata.json of the build
+        meta.update(entries)
+        log.info("bilibili_tsc: %d videos, %d comments, %d skipped, vocabulary %d",
+                 meta["num_videos"], meta["num_comments"], len(meta["skipped"]),
+                 len(meta["vocab"]))
+        self._built = True  # for the report at the end of download_and_prepare
+
+    def _beam_examples(self, manual_dir: epath.Path) -> Any:
+        """The Beam pipeline's examples; its metadata and dead-letter list are written into
+        the build folder, and read back by `_process_pipeline_result`."""
+        from tfds_builders.bilibili_tsc import beam_pipeline
+
+        names = vs.danmaku_entries(manual_dir)
+        make_lexicon(self.builder_config, manual_dir)  # a bad lexicon.tsv: refused before
+        return beam_pipeline.TscExamples(
+            manual_dir=manual_dir, settings=vs.Settings.of(self.builder_config), names=names,
+            metadata_path=self.data_path / BEAM_METADATA_FILE,
+            dead_letter_path=self.data_path / vs.DEAD_LETTER_FILE,
+            allow_symlinks=allowed("symlinks"))
+
+    def _process_pipeline_result(self, pipeline_result: Any) -> None:
+        """Reads back what the Beam pipeline wrote (metadata, counters)."""
+        from tfds_builders.bilibili_tsc import beam_pipeline
+
+        self.beam_counters = beam_pipeline.counters(pipeline_result)
+        log.info("bilibili_tsc: Beam counters %s", self.beam_counters)
+        path = self.data_path / BEAM_METADATA_FILE
+        meta = json.loads(path.read_text())
+        path.unlink()
+        self._set_metadata(meta)
+
+    def _download_and_prepare(self, dl_manager: Any, download_config: Any) -> None:
+        try:
+            super()._download_and_prepare(dl_manager=dl_manager,
+                                          download_config=download_config)
+        except Exception:
+            # A Beam run without any usable video fails in TFDS's writer (no examples); the
+            # metadata written before the first example says why, as the in-process build
+            # would (the build folder is then removed).
+            path = self.data_path / BEAM_METADATA_FILE
+            if self._beam and path.exists():
+                meta = json.loads(path.read_text())
+                if not meta["num_videos"]:
+                    raise vs.no_usable_video(epath.Path(dl_manager.manual_dir),
+                                             meta["skipped"]) from None
+            raise
 
     def download_and_prepare(self, **kwargs: Any) -> None:
         """TFDS's download_and_prepare, then the console report of what this build skipped,
-        dropped or found malformed (also in metadata.json); nothing when the build was reused."""
-        self._found = None
+        dropped or found malformed (also in metadata.json); nothing when the build was reused.
+        Beam options in `download_config` run the build as a Beam pipeline."""
+        download_config = kwargs.get("download_config")
+        self._beam = _beam_requested(download_config)
+        self._built = False
         super().download_and_prepare(**kwargs)
-        if self._found is None:
+        if not self._built:
             return
-        lines = self._found.summary()
+        lines = vs.summary_lines(self.info.metadata)
         if lines:
             log.warning("bilibili_tsc: built %s from %d video(s); skipped or dropped (as "
-                        "listed in its metadata.json):\n  %s", self.data_dir,
-                        len(self._found.videos), "\n  ".join(lines))
+                        "listed in its metadata.json and %s):\n  %s", self.data_dir,
+                        self.info.metadata["num_videos"], vs.DEAD_LETTER_FILE,
+                        "\n  ".join(lines))
         else:
             log.info("bilibili_tsc: built %s; every danmaku and feature file was used",
                      self.data_dir)
 
-    def _generate_examples(self, found: _Scan, vocab: list[str]
+    def _generate_examples(self, found: Scan, vocab: list[str]
                            ) -> Iterator[tuple[str, dict[str, Any]]]:
         # Videos in sorted id order, clusters in time order: deterministic generation.
         index = tsc.vocab_index(vocab)
@@ -307,6 +231,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 def check_manual_dir(manual_dir: str) -> None:
     """Refuses a manual_dir without danmaku files; per-file problems are reported by the build
     itself (bad files are skipped and listed, not fatal)."""
-    folder = epath.Path(manual_dir) / DANMAKU_DIR
-    if not folder.is_dir() or not any(e.name.endswith(".xml") for e in folder.iterdir()):
-        raise FormatError(f"{folder}: no danmaku .xml files found")
+    vs.danmaku_entries(epath.Path(manual_dir))

@@ -30,7 +30,11 @@ FAMILY = Family(
     demo_help="TSC pretraining then few-label fine-tuning, with and without pretraining",
     corpora={"tam": Corpus(writer="jaxaffect.families.tam.synthetic:synthesize",
                            help="bilibili_tsc + video_emotion8 layouts",
-                           size_help="comment videos (default 300)")},
+                           size_help="comment videos (default 300)"),
+             "tsc": Corpus(writer="jaxaffect.families.tam.synthetic:synthesize_tsc",
+                           help="a bilibili_tsc manual_dir alone (config custom), for builds "
+                                "at scale",
+                           size_help="comment videos (default 1000)")},
     extractors={
         "tam": Extractor(run="jaxaffect.families.tam.extract:run",
                          help="videos (+ their benchmark's list files) -> the segment-feature "

@@ -10,6 +10,9 @@ states (the eight VE-8 emotions, piecewise constant in time) and one feature gen
 * `root/hidden_states.json` (outside both manual_dirs): the states and the comment records,
   for tests and probes.
 
+`write_tsc_corpus` writes the comment videos alone, `root` being the `bilibili_tsc` manual_dir
+(`jaxaffect synthesize tsc --num_videos N`): a corpus for builds at scale.
+
 docs/synthetic_tam.md documents the generative story, the knobs and the probes.
 The generative process (states, features, comments) is in `synthetic_process`.
 """
@@ -59,9 +62,10 @@ def _num_segments(rng: np.random.Generator, seconds: tuple[float, float], seg: f
     return max(2, int(round(rng.uniform(*seconds) / seg)))
 
 
-def _write_tsc(tmp: Path, world: World, seed: int, n: int, seconds, seg: float,
+def _write_tsc(base: Path, world: World, seed: int, n: int, seconds, seg: float,
                min_piece: int) -> dict:
-    base = tmp / TSC_DIR
+    """The bilibili_tsc manual_dir of `n` comment videos in `base`; returns their hidden
+    states and comment records."""
     (base / "danmaku").mkdir(parents=True)
     (base / "lexicon.tsv").write_text(lexicon_tsv(), encoding="utf-8")
     hidden = {}
@@ -134,24 +138,35 @@ def _readme(params: dict) -> str:
         f"Parameters: {json.dumps(params, sort_keys=True)}\n")
 
 
-def _statistics(tsc: dict, labelled: dict) -> dict:
+def _tsc_statistics(tsc: dict) -> dict:
     kinds = {k: 0 for k in KINDS}
     for v in tsc.values():
         for _, _, kind, _ in v["comments"]:
             kinds[kind] += 1
     segs = [v["num_segments"] for v in tsc.values()]
+    return {"num_videos": len(tsc), "num_comments": int(sum(kinds.values())),
+            "comment_kinds": kinds,
+            "num_segments": {"min": min(segs, default=0), "max": max(segs, default=0),
+                             "total": int(sum(segs))}}
+
+
+def _statistics(tsc: dict, labelled: dict) -> dict:
     lsegs = [v["num_segments"] for v in labelled.values()]
     per_class = {sp: {c: sum(v["split"] == sp and v["label"] == i for v in labelled.values())
                       for i, c in enumerate(CLASS_NAMES)} for sp in ("train", "test")}
     return {
-        "tsc": {"num_videos": len(tsc), "num_comments": int(sum(kinds.values())),
-                "comment_kinds": kinds,
-                "num_segments": {"min": min(segs, default=0), "max": max(segs, default=0),
-                                 "total": int(sum(segs))}},
+        "tsc": _tsc_statistics(tsc),
         "labelled": {"num_videos": len(labelled), "class_counts": per_class,
                      "num_segments": {"min": min(lsegs, default=0), "max": max(lsegs, default=0),
                                       "total": int(sum(lsegs))}},
     }
+
+
+def _check_seconds(name: str, seconds: tuple[float, float]) -> None:
+    lo, hi = seconds
+    if not 2 * PROCESS["min_piece_seconds"] <= lo <= hi:
+        raise ValueError(f"{name}: need {2 * PROCESS['min_piece_seconds']} <= min <= max "
+                         f"seconds (two states of at least min_piece_seconds), got {lo}, {hi}")
 
 
 def write_tam_corpus(root: str, *, num_tsc_videos: int = 300, num_labelled: int = 400,
@@ -171,10 +186,8 @@ def write_tam_corpus(root: str, *, num_tsc_videos: int = 300, num_labelled: int 
     if num_tsc_videos < 1 or num_labelled < 2 * len(CLASS_NAMES):
         raise ValueError(f"need num_tsc_videos >= 1 and num_labelled >= {2 * len(CLASS_NAMES)}, "
                          f"got {num_tsc_videos}, {num_labelled}")
-    for name, (lo, hi) in (("tsc_seconds", tsc_seconds), ("labelled_seconds", labelled_seconds)):
-        if not 2 * PROCESS["min_piece_seconds"] <= lo <= hi:
-            raise ValueError(f"{name}: need {2 * PROCESS['min_piece_seconds']} <= min <= max "
-                             f"seconds (two states of at least min_piece_seconds), got {lo}, {hi}")
+    _check_seconds("tsc_seconds", tsc_seconds)
+    _check_seconds("labelled_seconds", labelled_seconds)
     params = {"generator": __name__, "version": GENERATOR_VERSION, "seed": seed, "dims": dims,
               "num_tsc_videos": num_tsc_videos, "num_labelled": num_labelled,
               "tsc_seconds": list(tsc_seconds), "labelled_seconds": list(labelled_seconds),
@@ -188,7 +201,7 @@ def write_tam_corpus(root: str, *, num_tsc_videos: int = 300, num_labelled: int 
         return _with_root(previous, out)
 
     world = make_world(seed, dims)
-    tsc = _write_tsc(tmp, world, seed, num_tsc_videos, tsc_seconds, seg, min_piece)
+    tsc = _write_tsc(tmp / TSC_DIR, world, seed, num_tsc_videos, tsc_seconds, seg, min_piece)
     labelled = _write_labelled(tmp, world, seed, num_labelled, labelled_seconds, seg, min_piece,
                                float(PROCESS["labelled_test_fraction"]))
     summary = {"parameters": params, "class_names": list(CLASS_NAMES), "streams": list(STREAMS),
@@ -206,10 +219,63 @@ def write_tam_corpus(root: str, *, num_tsc_videos: int = 300, num_labelled: int 
     return _with_root(summary, out)
 
 
+def write_tsc_corpus(root: str, *, num_videos: int = 1000, seed: int = 0,
+                     dims: dict[str, int] | None = None,
+                     seconds: tuple[float, float] = (60.0, 300.0)) -> dict:
+    """Writes `root` as a bilibili_tsc manual_dir (config `custom`) of `num_videos` comment
+    videos: danmaku/*.xml (Bilibili's XML), features/*.npz, lexicon.tsv; plus README.txt and
+    hidden_states.json (states and comment records; the builder reads neither).
+
+    The videos are byte for byte the `tsc/` part of `write_tam_corpus` with the same seed,
+    dims and `tsc_seconds=seconds` (`num_tsc_videos=num_videos`), without the labelled part:
+    a corpus for builds at scale (10,000 videos take a couple of minutes on one core). Same
+    arguments, same bytes; an existing corpus with the same parameters is reused, any other
+    non-empty `root` refused. Returns the summary.
+    """
+    dims = _resolve_dims(dims)
+    seg = float(PROCESS["segment_seconds"])
+    min_piece = int(round(PROCESS["min_piece_seconds"] / seg))
+    if num_videos < 1:
+        raise ValueError(f"need num_videos >= 1, got {num_videos}")
+    _check_seconds("seconds", seconds)
+    params = {"generator": f"{__name__}.write_tsc_corpus", "version": GENERATOR_VERSION,
+              "seed": seed, "dims": dims, "num_videos": num_videos, "seconds": list(seconds),
+              "process": PROCESS}
+    params = json.loads(json.dumps(params))  # the form it takes when read back
+    out = Path(root)
+    previous, tmp = stage_corpus(
+        out, params, lambda o: json.loads((o / HIDDEN_FILE).read_text())["summary"],
+        what="synthetic time-sync-comment corpus")
+    if previous is not None:
+        return _with_root(previous, out)
+    world = make_world(seed, dims)
+    tsc = _write_tsc(tmp, world, seed, num_videos, seconds, seg, min_piece)
+    summary = {"parameters": params, "class_names": list(CLASS_NAMES), "streams": list(STREAMS),
+               "dims": dims, "segment_seconds": seg,
+               "paths": {"manual_dir": "", "hidden_states": HIDDEN_FILE},
+               "tsc": _tsc_statistics(tsc)}
+    hidden = {"summary": summary,
+              "world_groups": {s: world.groups[s].tolist() for s in STREAMS},
+              "comment_fields": ["row_id", "time", "kind", "emotions"], "tsc": tsc}
+    (tmp / HIDDEN_FILE).write_text(json.dumps(hidden, sort_keys=True, separators=(",", ":"))
+                                   + "\n")
+    shown = json.dumps({k: v for k, v in params.items() if k != "process"}, sort_keys=True)
+    (tmp / README_FILE).write_text(
+        "THIS IS A SYNTHETIC CORPUS. IT IS NOT BILIBILI AND HOLDS NO VIDEO.\n\n"
+        "Written by jaxaffect.families.tam.synthetic.write_tsc_corpus: the manual_dir of the\n"
+        "bilibili_tsc builder (config `custom`): danmaku/*.xml, features/*.npz, lexicon.tsv.\n"
+        f"{HIDDEN_FILE} holds the hidden per-segment emotional states and comment records.\n"
+        "Numbers obtained on it say nothing about real videos. Generative process:\n"
+        "docs/synthetic_tam.md in the jaxaffect repository.\n"
+        f"Parameters: {shown}\n")
+    publish_corpus(tmp, out)
+    return _with_root(summary, out)
+
+
 def _with_root(summary: dict, root: Path) -> dict:
     """The stored summary (relative paths, so files do not depend on `root`) with `root` and
     absolute paths added."""
-    paths = {k: str(root / v) for k, v in summary["paths"].items()}
+    paths = {k: str(root / v) if v else str(root) for k, v in summary["paths"].items()}
     return {**summary, "root": str(root), "paths": paths}
 
 
@@ -228,3 +294,9 @@ def synthesize(out: str, *, size: int | None, seed: int) -> dict:
     labelled videos (at least 8)."""
     n = size or 300
     return write_tam_corpus(out, num_tsc_videos=n, num_labelled=max(8, 4 * n // 3), seed=seed)
+
+
+def synthesize_tsc(out: str, *, size: int | None, seed: int) -> dict:
+    """`jaxaffect synthesize tsc --num_videos N`: a bilibili_tsc manual_dir of N comment
+    videos (default 1000)."""
+    return write_tsc_corpus(out, num_videos=size or 1000, seed=seed)

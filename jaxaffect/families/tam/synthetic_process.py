@@ -215,14 +215,20 @@ def render_features(world: World, spans, rng: np.random.Generator) -> dict[str, 
 
 
 # ---------------------------------------------------------------------------------- comments
+def _pick(rng: np.random.Generator, items: tuple | list):
+    """One of `items`, uniformly: the draw of `rng.choice(items)` (the same stream and result)
+    without converting `items` to an array, which dominated the corpus writer's time."""
+    return items[int(rng.integers(len(items)))]
+
+
 def _words(rng: np.random.Generator, state: int, count: int) -> tuple[list[str], list[int]]:
     """`count` emotional words: from the state's list, or (off_state_prob) another emotion's."""
     words, emos = [], []
     for _ in range(count):
         emo = state
         if rng.random() < PROCESS["off_state_prob"]:
-            emo = int(rng.choice([e for e in range(len(CLASS_NAMES)) if e != state]))
-        words.append(str(rng.choice(EMOTION_WORDS[CATEGORIES[emo]])))
+            emo = int(_pick(rng, [e for e in range(len(CLASS_NAMES)) if e != state]))
+        words.append(str(_pick(rng, EMOTION_WORDS[CATEGORIES[emo]])))
         emos.append(emo)
     return words, emos
 
@@ -231,11 +237,11 @@ def make_comment(rng: np.random.Generator, state: int, kind: str) -> tuple[str, 
     """(text, emotions of its emotional words) of one comment of `kind` at a `state` time."""
     if kind == "short":  # two words: an emotional word and a closer-like word
         words, emos = _words(rng, state, 1)
-        return f"{words[0]} {rng.choice(('again', 'here', 'too', 'honestly'))}", emos
-    opener = str(rng.choice(OPENERS)).split()
-    closer = str(rng.choice(CLOSERS)).split()
+        return f"{words[0]} {_pick(rng, ('again', 'here', 'too', 'honestly'))}", emos
+    opener = str(_pick(rng, OPENERS)).split()
+    closer = str(_pick(rng, CLOSERS)).split()
     if kind == "neutral":
-        middle, emos = [str(rng.choice(NEUTRAL_WORDS))], []
+        middle, emos = [str(_pick(rng, NEUTRAL_WORDS))], []
     else:
         count = 2 if rng.random() < PROCESS["second_word_prob"] else 1
         words, emos = _words(rng, state, count)
@@ -244,9 +250,9 @@ def make_comment(rng: np.random.Generator, state: int, kind: str) -> tuple[str, 
         closer = ["again"] if not closer else closer + ["again"]
     tokens = opener + middle + closer
     if kind == "digits":
-        tokens.insert(int(rng.integers(0, len(tokens) + 1)), str(rng.choice(DIGIT_TOKENS)))
+        tokens.insert(int(rng.integers(0, len(tokens) + 1)), str(_pick(rng, DIGIT_TOKENS)))
     if closer:  # punctuation only after a non-emotional last word (lexicon lookups stay exact)
-        tokens[-1] += str(rng.choice(END_PUNCTUATION))
+        tokens[-1] += str(_pick(rng, END_PUNCTUATION))
     if rng.random() < 0.3:
         tokens[0] = tokens[0].capitalize()
     return " ".join(tokens), emos
@@ -301,8 +307,8 @@ def danmaku_xml(comments: list[dict], chat_id: int, rng: np.random.Generator) ->
              '<maxlimit>3000</maxlimit><state>0</state><real_name>0</real_name>'
              '<source>k-v</source>']
     for c in comments:
-        mode = int(rng.choice([1, 1, 1, 1, 1, 1, 4, 5]))
-        color = int(rng.choice([16777215, 16777215, 16777215, 16707842, 15138834, 6830715]))
+        mode = int(_pick(rng, (1, 1, 1, 1, 1, 1, 4, 5)))
+        color = int(_pick(rng, (16777215, 16777215, 16777215, 16707842, 15138834, 6830715)))
         sent = _BASE_UNIX + chat_id * 1000 + int(c["time"] * 7) + int(rng.integers(0, 86400))
         lines.append(f'<d p="{c["time"]:.3f},{mode},25,{color},{sent},0,{c["sender"]},'
                      f'{c["row_id"]}">{escape(c["text"])}</d>')
