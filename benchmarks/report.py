@@ -180,7 +180,59 @@ PIPELINE_FORMATS = {"tfrecord": "TFRecord (default)", "array_record": "ArrayReco
 
 
 def render_input_pipeline(runs: list[dict]) -> str:
-    """The newest run: one row per file format."""
+    """The newest run: one row per file format, then (runs that measured it) ours against
+    plain tf.data per number of cores."""
+    r = runs[-1]
+    if "vs_tf_data" not in r and "decoder_ms_per_example" not in r["formats"][0]:
+        return _render_input_pipeline_formats_only(runs)
+    a = r["arguments"]
+    lines = ["| format | train (shuffled) examples/s | eval examples/s | train ms/example | "
+             "decoding alone, TFDS `deserialize_example_np` (ms/example) | decoding alone, "
+             "ours (ms/example) | build (s) | split index pass (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for f in r["formats"]:
+        build = "-" if f.get("build_s") is None else f"{f['build_s']:.1f}"
+        lines.append(f"| {PIPELINE_FORMATS.get(f['format'], f['format'])} | "
+                     f"{f['train_examples_per_s']:,.0f} | {f['eval_examples_per_s']:,.0f} | "
+                     f"{1e3 / f['train_examples_per_s']:.2f} | "
+                     f"{f['decode_ms_per_example']:.3f} | {f['decoder_ms_per_example']:.3f} | "
+                     f"{build} | {f['index_s']:.1f} |")
+    source = (f"{a['num_clips']:,} random clips, 5 streams of {a['dim']}-d, T up to "
+              f"{a['max_t']}" if not a.get("builder_dir") else "existing builds")
+    options = "".join(f" --{k}={a[k]}" for k, default in (("num_batches", 40), ("rounds", 7),
+                                                          ("decode_examples", 500))
+                      if a.get(k, default) != default)
+    if a.get("cores", [1, 2]) != [1, 2]:
+        options += " --cores " + " ".join(str(c) for c in a["cores"])
+    head = (f"`python benchmarks/input_pipeline.py --num_clips={a['num_clips']} "
+            f"--max_t={a['max_t']} --dim={a['dim']} --batch_size={a['batch_size']}{options}` "
+            f"({source}, batch {a['batch_size']}, {a['num_batches']} batches after 3 warm-up "
+            f"batches, no tensorflow in the reader; decoding timed alone over "
+            f"{a['decode_examples']} records already in memory; zlib streams inflated by "
+            f"{r.get('inflater', 'zlib')}). " + _stamp(runs))
+    text = head + "\n\n" + "\n".join(lines) + "\n"
+    versus = r.get("vs_tf_data")
+    if versus:
+        rows = ["| cores | plain tf.data examples/s | ours examples/s | ours / tf.data | "
+                "ours without worker processes: examples/s, / tf.data |",
+                "|---|---|---|---|---|"]
+        for cores, v in versus.items():
+            ours = "no worker process" if cores == "1" else f"{cores} grain worker processes"
+            alone = (f"{v['ours_in_process_examples_per_s']:,.0f}, "
+                     f"{v['ours_in_process_ratio']:.2f}x"
+                     if "ours_in_process_examples_per_s" in v else "(same)")
+            rows.append(f"| {cores} (ours: {ours}) | {v['tf_data_examples_per_s']:,.0f} | "
+                        f"{v['ours_examples_per_s']:,.0f} | {v['ratio']:.2f}x | {alone} |")
+        text += (f"\nAgainst plain tf.data on the same TFRecord files (train split, shuffled): "
+                 f"each pipeline's median of {a['rounds']} alternating windows of "
+                 f"{a['num_batches']} batches, all in one process pinned to that many cores "
+                 "(see the benchmark's docstring for the pipelines).\n\n"
+                 + "\n".join(rows) + "\n")
+    return text
+
+
+def _render_input_pipeline_formats_only(runs: list[dict]) -> str:
+    """Runs from before the comparison with tf.data: one row per file format."""
     r = runs[-1]
     a = r["arguments"]
     lines = ["| format | train (shuffled) examples/s | eval examples/s | train ms/example | "

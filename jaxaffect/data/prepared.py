@@ -2,7 +2,8 @@
 
 For the datasets that fit in host memory (VideoEmotion-8, Ekman-6, LIRIS-ACCEDE, MovieGraphs
 clips, small pretraining corpora): every example of a split is decoded once with the dataset's
-own `features.deserialize_example_np`, text becomes `str`, and the result is cached per process.
+decoder (`DatasetFiles.decoder`: what TFDS's `features.deserialize_example_np` gives), text
+becomes `str`, and the result is cached per process.
 Large corpora stream through a record pipeline instead (e.g. a family's grain pipeline).
 """
 
@@ -55,7 +56,7 @@ def _read_cached(builder_dir: str, split: str) -> tuple[dict[str, Any], ...]:
     files = dataset_files(builder_dir)
     if split not in files.filepaths:
         raise KeyError(f"{builder_dir}: no split {split!r} (has {sorted(files.filepaths)})")
-    decode = files.features.deserialize_example_np
+    decode = files.decoder
     return tuple(_to_python(decode(r)) for r in read_records(files, split))
 
 

@@ -3,7 +3,9 @@
 Every family's input pipeline starts here: `builder_dir_for` finds the newest build of a
 dataset, `dataset_files` reads its `dataset_info.json` once (features, shard files and lengths,
 the builder's metadata), and `read_records` yields a split's serialized examples in canonical
-(shard, record) order, for TFRecord and ArrayRecord builds alike.
+(shard, record) order, for TFRecord and ArrayRecord builds alike. `DatasetFiles.decoder` turns
+one serialized example into numpy (`jaxaffect.data.example_decoding`: the values TFDS's
+`features.deserialize_example_np` gives, faster); every pipeline decodes through it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import grain
 import tensorflow_datasets as tfds
 from etils import epath
 
+from jaxaffect.data.example_decoding import ExampleDecoder
 from jaxaffect.errors import ConfigError
 
 
@@ -61,6 +64,11 @@ class DatasetFiles:
 
     def num_examples(self, tfds_split: str) -> int:
         return int(sum(self.shard_lengths[tfds_split]))
+
+    @functools.cached_property
+    def decoder(self) -> ExampleDecoder:
+        """serialized example -> nested dict of numpy values (built once per process)."""
+        return ExampleDecoder(self.features)
 
 
 @functools.lru_cache(maxsize=32)

@@ -178,10 +178,10 @@ def clip_inputs(jpegs, audio: np.ndarray, has_audio: bool, spec: ClipSpec,
 
 @functools.lru_cache(maxsize=8)
 def record_decoder(builder_dir: str):
-    """The build's `deserialize_example_np` (looked up once per process)."""
+    """The build's record decoder (`DatasetFiles.decoder`, looked up once per process)."""
     from jaxaffect.data.records import dataset_files
 
-    return dataset_files(builder_dir).features.deserialize_example_np
+    return dataset_files(builder_dir).decoder
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,13 +1,11 @@
 """grain input pipeline over a prepared ERATO TFDS directory (reads without tensorflow).
 
-Data flow: record files (TFRecord or ArrayRecord, as built) -> split selection (validation is
-carved from the builder's train split, `jaxaffect.data.splits`) -> per-host part
-(`jaxaffect.data.hosts`) -> decode with the dataset's `features.deserialize_example_np` ->
-`pad_or_crop` -> batch (numpy).
-
-* TFRecord (sequential files): the shard files are read with `TFRecordIterDataset`, their order
-  shuffled per epoch, interleaved, and the records shuffled in a window of `shuffle_window`.
-* ArrayRecord (random access): `ArrayRecordDataSource` + `MapDataset`, global shuffle per epoch.
+Data flow: record files (TFRecord or ArrayRecord, as built, read by position through
+`jaxaffect.data.record_source.RecordSource`) -> split selection (validation is carved from the
+builder's train split, `jaxaffect.data.splits`) -> this host's records of each global batch
+(`jaxaffect.data.record_source.record_batches`, `jaxaffect.data.hosts` semantics) -> decode
+with the dataset's `DatasetFiles.decoder` -> `pad_or_crop_batch` (numpy), one grain element per
+batch. Training shuffles the whole split per epoch (both formats).
 
 Splits: "train", "validation", "test", "train_full". When the build has no validation split
 (ERATO has train/test only), "validation" is `validation_fraction` of the train split,
@@ -15,7 +13,7 @@ stratified by fine label and chosen by a hash of the clip id (independent of the
 selection is stable across seeds); "train" is the rest, "train_full" all of the train split.
 
 `shuffle=True` gives a training iterator (shuffled, `num_epochs` passes or forever, the last
-incomplete batch dropped). `shuffle=False` gives an evaluation iterator: file order, every
+incomplete batch dropped). `shuffle=False` gives an evaluation iterator: record order, every
 example exactly once per pass, the last batch of a pass filled with `valid=False` zero examples
 so that all batches have the same shape (and all hosts the same number of batches).
 
@@ -36,11 +34,12 @@ import grain
 import numpy as np
 from etils import epath
 
-from jaxaffect.data.hosts import HostView, host_share, resolve_hosts
+from jaxaffect.data.hosts import resolve_hosts
+from jaxaffect.data.record_source import RecordSource, record_batches
 from jaxaffect.data.records import DatasetFiles, builder_dir_for, dataset_files, read_records
 from jaxaffect.data.splits import stratified_hash_pick, validation_count
 from jaxaffect.families.perr.erato_format import COARSE_LABELS, FINE_LABELS
-from jaxaffect.families.perr.transforms import collate, pad_or_crop, padding_example
+from jaxaffect.families.perr.transforms import pad_or_crop, pad_or_crop_batch
 
 __all__ = [
     "SPLITS", "builder_dir_for", "make_dataset", "split_size", "stream_dims", "class_counts",
@@ -50,7 +49,6 @@ __all__ = [
 SPLITS: tuple[str, ...] = ("train", "validation", "test", "train_full")
 INDEX_FILE = "jaxaffect_split_index.json"
 _INDEX_VERSION = 1
-_PAD = b""  # marks a padding element; real serialized examples are never empty
 _NUM_CLASSES = {"label": len(FINE_LABELS), "coarse_label": len(COARSE_LABELS)}
 
 
@@ -62,7 +60,7 @@ def stream_dims(builder_dir: str) -> dict[str, int]:
         return {s: int(d) for s, d in dims.items()}
     for split in files.filepaths:
         for record in read_records(files, split):
-            example = files.features.deserialize_example_np(record)
+            example = files.decoder(record)
             return {s: int(x.shape[1]) for s, x in example["streams"].items()}
     raise ValueError(f"{builder_dir}: dataset has no examples")
 
@@ -118,7 +116,7 @@ def _split_labels(files: DatasetFiles, tfds_split: str) -> dict[str, Any]:
         if entry is None:
             entry = {"clip_id": [], "label": [], "coarse_label": []}
             for record in read_records(files, tfds_split):
-                ex = files.features.deserialize_example_np(record)
+                ex = files.decoder(record)
                 entry["clip_id"].append(ex["clip_id"].decode("utf-8"))
                 entry["label"].append(int(ex["label"]))
                 entry["coarse_label"].append(int(ex["coarse_label"]))
@@ -193,115 +191,31 @@ def class_counts(builder_dir: str, split: str, label_key: str = "label",
 
 # ----------------------------------------------------------------------------- grain pieces
 
-class _SelectedRecordsIterator(grain.DatasetIterator):
-    """Yields the records at the given (sorted) indices of one TFRecord file."""
-
-    def __init__(self, path: str, keep: tuple[int, ...]):
-        super().__init__()
-        self._path = path
-        self._records = grain.experimental.TFRecordIterDataset(path).__iter__()
-        self._keep = keep
-        self._next = 0  # position in `keep`
-        self._index = 0  # records read from the file
-
-    def __next__(self) -> bytes:
-        if self._next >= len(self._keep):
-            raise StopIteration
-        target = self._keep[self._next]
-        while True:
-            try:
-                record = next(self._records)
-            except StopIteration:
-                raise ValueError(f"{self._path}: has {self._index} records, expected more than "
-                                 f"{target} (is the split index {INDEX_FILE} stale?)") from None
-            self._index += 1
-            if self._index - 1 == target:
-                break
-        self._next += 1
-        return record
-
-    def get_state(self) -> dict[str, Any]:
-        return {"reader": self._records.get_state(), "index": self._index, "next": self._next}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self._records.set_state(state["reader"])
-        self._index, self._next = int(state["index"]), int(state["next"])
-
-
-class _SelectedRecords(grain.IterDataset):
-    """IterDataset of selected records of a TFRecord file (unselected ones are not decoded)."""
-
-    def __init__(self, path: str, keep: tuple[int, ...]):
-        super().__init__()
-        self._path, self._keep = path, keep
-
-    def __iter__(self) -> _SelectedRecordsIterator:
-        return _SelectedRecordsIterator(self._path, self._keep)
-
-
-def _entry_dataset(entry: tuple[str | None, Any]) -> grain.IterDataset | grain.MapDataset:
-    """(path, keep) -> records of a file; (None, n) -> n padding markers."""
-    path, arg = entry
-    if path is None:
-        return grain.MapDataset.source([_PAD] * int(arg))
-    return _SelectedRecords(path, tuple(arg))
-
-
 @dataclasses.dataclass(frozen=True)
-class _ReadRecord:
-    source: Any  # ArrayRecordDataSource
+class _DecodeBatch:
+    """This host's records of one batch (None: padding) -> the padded numpy batch."""
 
-    def __call__(self, position: int) -> bytes:
-        return _PAD if position < 0 else self.source[position]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Decode:
-    features: Any
+    decoder: Any  # DatasetFiles.decoder
     dims: dict[str, int]
     max_steps: int
 
-    def __call__(self, record: bytes) -> dict[str, Any]:
-        if record == _PAD:
-            return padding_example(self.dims, self.max_steps)
-        return pad_or_crop(self.features.deserialize_example_np(record), self.max_steps)
-
-
-@dataclasses.dataclass(frozen=True)
-class _HostRows:
-    """Decodes this host's rows [start, start + count) of a global batch of records."""
-
-    decode: _Decode
-    start: int
-    count: int
-
-    def __call__(self, records: list[bytes]) -> dict[str, Any]:
-        return collate([self.decode(r) for r in records[self.start:self.start + self.count]])
-
-
-def _file_entries(files: DatasetFiles, tfds_split: str, positions: np.ndarray) -> list[tuple]:
-    """[(path, record indices in that file)] for the files holding any of `positions`."""
-    entries, start = [], 0
-    for path, length in zip(files.filepaths[tfds_split], files.shard_lengths[tfds_split]):
-        inside = positions[(positions >= start) & (positions < start + length)]
-        if inside.size:
-            entries.append((path, tuple(int(i) for i in np.sort(inside - start))))
-        start += length
-    return entries
+    def __call__(self, records: list[bytes | None]) -> dict[str, Any]:
+        return pad_or_crop_batch([None if r is None else self.decoder(r) for r in records],
+                                 self.dims, self.max_steps)
 
 
 def make_dataset(builder_dir: str, split: str, *, batch_size: int, max_steps: int,
                  shuffle: bool, seed: int = 0, num_epochs: int | None = 1,
                  validation_fraction: float = 0.1, process_index: int | None = None,
-                 process_count: int | None = None, shuffle_window: int = 1024) -> grain.IterDataset:
+                 process_count: int | None = None) -> grain.IterDataset:
     """Batches of this host for `split` (see the module docstring for the semantics).
 
     `batch_size` is the global batch size; each host yields batch_size // process_count
     examples per batch. Training: the split is shuffled as one global stream of records and
-    host h decodes rows [h * b, (h + 1) * b) of every global batch (b = batch_size / P), so the
-    global batches do not depend on the process count (`jaxaffect.data.hosts`); records of
-    other hosts are read but not decoded. Evaluation: host h takes positions h, h + P, ... and
-    its last batch is padded with `valid=False` examples.
+    host h reads and decodes rows [h * b, (h + 1) * b) of every global batch (b = batch_size /
+    P), so the global batches do not depend on the process count (`jaxaffect.data.hosts`).
+    Evaluation: host h takes positions h, h + P, ... and its last batch is padded with
+    `valid=False` examples.
     """
     builder_dir = os.fspath(builder_dir)
     files = dataset_files(builder_dir)
@@ -310,45 +224,12 @@ def make_dataset(builder_dir: str, split: str, *, batch_size: int, max_steps: in
     if positions.shape[0] == 0:
         raise ValueError(f"{builder_dir}: split {split!r} is empty "
                          f"(validation_fraction={validation_fraction})")
+    decode = _DecodeBatch(files.decoder, stream_dims(builder_dir), max_steps)
     try:
-        share = host_share(positions, batch_size=batch_size, train=shuffle,
-                           process_index=process_index, process_count=process_count,
-                           num_epochs=num_epochs)
+        ds = record_batches(RecordSource(builder_dir, tfds_split), positions,
+                            batch_size=batch_size, train=shuffle, seed=seed,
+                            num_epochs=num_epochs, process_index=process_index,
+                            process_count=process_count, batch_fn=decode)
     except ValueError as e:
         raise ValueError(f"{builder_dir}, split {split!r}: {e}") from None
-    local_batch = share.local_batch
-    decode = _Decode(files.features, stream_dims(builder_dir), max_steps)
-
-    if files.file_format == "array_record":
-        source = grain.sources.ArrayRecordDataSource(list(files.filepaths[tfds_split]))
-        if shuffle:
-            ds = grain.MapDataset.source(share.positions.tolist()).shuffle(seed=seed)
-            if num_epochs != 1:
-                ds = ds.repeat(num_epochs)
-            ds = HostView(ds, batch_size=batch_size, process_index=process_index,
-                          process_count=process_count)
-        else:
-            ds = grain.MapDataset.source(share.positions.tolist() + [-1] * share.num_pad)
-            if num_epochs != 1:
-                ds = ds.repeat(num_epochs)
-        ds = ds.map(_ReadRecord(source)).map(decode)
-        ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=64))
-        return ds.batch(local_batch, drop_remainder=shuffle, batch_fn=collate)
-    if shuffle:
-        entries = _file_entries(files, tfds_split, share.positions)
-        file_ds = grain.MapDataset.source(entries).shuffle(seed=seed)
-        if num_epochs != 1:
-            file_ds = file_ds.repeat(num_epochs)
-        ds = grain.experimental.InterleaveIterDataset(
-            file_ds.map(_entry_dataset), cycle_length=min(len(entries), 16))
-        ds = grain.experimental.WindowShuffleIterDataset(
-            ds, window_size=max(1, shuffle_window), seed=seed)
-        ds = ds.batch(batch_size, drop_remainder=True, batch_fn=list)  # global, undecoded
-        return ds.map(_HostRows(decode, process_index * local_batch, local_batch))
-    entries = _file_entries(files, tfds_split, share.positions)
-    num_pad = share.num_pad
-    file_ds = grain.MapDataset.source(entries + ([(None, num_pad)] if num_pad else []))
-    if num_epochs != 1:
-        file_ds = file_ds.repeat(num_epochs)
-    ds = grain.experimental.InterleaveIterDataset(file_ds.map(_entry_dataset), cycle_length=1)
-    return ds.map(decode).batch(local_batch, drop_remainder=False, batch_fn=collate)
+    return ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))

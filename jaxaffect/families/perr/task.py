@@ -48,7 +48,7 @@ class PERRTask(Task):
             self.builder_dir, split, batch_size=t.batch_size, max_steps=d.max_steps,
             shuffle=train, seed=seed, num_epochs=num_epochs,
             validation_fraction=d.validation_fraction, process_index=process_index,
-            process_count=process_count, shuffle_window=d.shuffle_window)
+            process_count=process_count)
 
     def num_examples(self, split: str) -> int:
         return pipeline.split_size(self.builder_dir, split, self.config.data.validation_fraction)

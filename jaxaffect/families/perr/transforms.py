@@ -2,6 +2,8 @@
 
 `pad_or_crop` turns one decoded clip (variable T) into fixed shapes; `padding_example` is the
 all-zero `valid=False` filler of evaluation batches; `collate` stacks examples into a batch.
+`pad_or_crop_batch` does all three for a whole batch at once (what the input pipeline uses):
+each clip is copied once, straight into the batch arrays.
 """
 
 from __future__ import annotations
@@ -88,3 +90,45 @@ def collate(examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "valid": np.asarray([e["valid"] for e in examples], bool),
         "clip_id": clip_id,
     }
+
+
+def pad_or_crop_batch(examples: Sequence[Mapping[str, Any] | None], dims: Mapping[str, int],
+                      max_steps: int) -> dict[str, Any]:
+    """`collate` of `pad_or_crop(e, max_steps)` for every example, `padding_example` for None.
+
+    `dims` {s: d_s} are the stream sizes of the build; a clip whose T or d_s disagree raises
+    ValueError naming the stream.
+    """
+    size = len(examples)
+    streams = {s: np.zeros((size, max_steps, dims[s]), np.float32) for s in STREAMS}
+    masks = {s: np.zeros((size, max_steps), bool) for s in STREAMS}
+    lengths = np.zeros(size, np.int64)
+    labels = np.zeros((2, size), np.int32)
+    clip_id = np.empty(size, dtype=object)
+    clip_id[:] = ""
+    for i, example in enumerate(examples):
+        if example is None:
+            continue
+        streams_in, masks_in = example["streams"], example["masks"]
+        num_steps = int(np.asarray(masks_in[STREAMS[0]]).shape[0])
+        keep = None if num_steps <= max_steps else crop_indices(num_steps, max_steps)
+        length = lengths[i] = min(num_steps, max_steps)
+        for s in STREAMS:
+            x, m = np.asarray(streams_in[s]), np.asarray(masks_in[s])
+            if x.shape != (num_steps, dims[s]) or m.shape != (num_steps,):
+                raise ValueError(f"stream {s!r}: shape {x.shape} and mask shape {m.shape}, "
+                                 f"expected ({num_steps}, {dims[s]}) and ({num_steps},)")
+            if keep is None:
+                streams[s][i, :length], masks[s][i, :length] = x, m
+            else:
+                streams[s][i], masks[s][i] = x[keep], m[keep]
+        labels[0, i], labels[1, i] = example["label"], example["coarse_label"]
+        clip_id[i] = as_text(example["clip_id"])
+    step_mask = np.arange(max_steps) < lengths[:, None]
+    for s in STREAMS:  # absent steps are zero whatever the file holds there
+        absent = step_mask > masks[s]
+        if absent.any():
+            streams[s][absent] = 0.0
+    return {"streams": streams, "masks": masks, "step_mask": step_mask, "label": labels[0],
+            "coarse_label": labels[1], "valid": np.asarray([e is not None for e in examples]),
+            "clip_id": clip_id}

@@ -16,7 +16,12 @@ from jaxaffect.data.sequences import crop_indices
 from jaxaffect.families.perr import erato_format as ef
 from jaxaffect.families.perr import pipeline
 from jaxaffect.families.perr.erato_format import write_random_manual_dir
-from jaxaffect.families.perr.transforms import pad_or_crop
+from jaxaffect.families.perr.transforms import (
+    collate,
+    pad_or_crop,
+    pad_or_crop_batch,
+    padding_example,
+)
 
 DIMS = {"person_a": 3, "person_b": 3, "background": 4, "audio": 2, "text": 5}
 NUM_CLIPS = 60
@@ -139,6 +144,31 @@ def test_pad_or_crop_unit():
     np.testing.assert_array_equal(padded["streams"]["text"][:steps], streams["text"])
 
 
+@pytest.mark.parametrize("max_steps", [1, 4, 11, 15])
+def test_pad_or_crop_batch_is_collate_of_pad_or_crop(max_steps):
+    rng = np.random.default_rng(max_steps)
+    examples = []
+    for i, steps in enumerate([11, 1, 4, 15, 7]):
+        masks = {s: rng.random(steps) < 0.6 for s in ef.STREAMS}
+        streams = {s: rng.standard_normal((steps, d)).astype(np.float32) for s, d in DIMS.items()}
+        streams["text"][0] = -0.0  # absent steps become +0.0, as pad_or_crop makes them
+        examples.append({"streams": streams, "masks": masks, "label": i, "coarse_label": i % 3,
+                         "clip_id": f"c{i}".encode(), "num_steps": steps})
+    examples.insert(2, None)  # a padding row
+    got = pad_or_crop_batch(examples, DIMS, max_steps)
+    want = collate([padding_example(DIMS, max_steps) if e is None else pad_or_crop(e, max_steps)
+                    for e in examples])
+    assert set(got) == set(want)
+    for key in want:
+        for g, w in ([(got[key][s], want[key][s]) for s in ef.STREAMS]
+                     if isinstance(want[key], dict) else [(got[key], want[key])]):
+            assert g.dtype == w.dtype and g.shape == w.shape, key
+            assert [repr(x) for x in g.ravel()] == [repr(x) for x in w.ravel()], key  # +0.0
+    bad = dict(examples[0], masks=dict(examples[0]["masks"], audio=np.ones(3, bool)))
+    with pytest.raises(ValueError, match="stream 'audio'"):
+        pad_or_crop_batch([bad], DIMS, max_steps)
+
+
 def test_validation_is_stratified_deterministic_and_disjoint(data, monkeypatch):
     bdir = data["dirs"]["tfrecord"]
     train_rows = [r for r in data["rows"] if r.split == "train"]
@@ -217,7 +247,7 @@ def test_train_shuffles_by_seed_and_repeats(data, fmt):
     def run(seed, epochs):
         return _valid_ids(_collect(pipeline.make_dataset(
             bdir, "train", batch_size=4, max_steps=3, shuffle=True, seed=seed,
-            num_epochs=epochs, shuffle_window=16, process_index=0, process_count=1)))
+            num_epochs=epochs, process_index=0, process_count=1)))
 
     one = run(0, 1)
     assert len(one) == n // 4 * 4 and len(set(one)) == len(one)  # remainder dropped
@@ -244,7 +274,7 @@ def _assert_batches_equal(a, b):
 def test_iterator_state_restore_gives_identical_batches(data, fmt, shuffle):
     def make():
         return pipeline.make_dataset(data["dirs"][fmt], "train", batch_size=4, max_steps=5,
-                                     shuffle=shuffle, seed=7, num_epochs=2, shuffle_window=8,
+                                     shuffle=shuffle, seed=7, num_epochs=2,
                                      process_index=0, process_count=1)
 
     reference = _collect(make())
@@ -329,7 +359,7 @@ def test_training_batches_do_not_depend_on_the_process_count(data, fmt, procs):
     def batches(index, count):
         return _collect(pipeline.make_dataset(
             bdir, "train", batch_size=4, max_steps=3, shuffle=True, seed=7, num_epochs=2,
-            shuffle_window=16, process_index=index, process_count=count))
+            process_index=index, process_count=count))
 
     reference = batches(0, 1)
     per_host = [batches(h, procs) for h in range(procs)]

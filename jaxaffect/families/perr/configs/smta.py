@@ -54,7 +54,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
     c.data.max_steps = 36  # steps per clip, padded or cropped (ERATO: 5-35 s, 1 step/s)
     c.data.validation_fraction = 0.1  # of train, carved as validation (stratified, by clip-id hash)
-    c.data.shuffle_window = 1024  # TFRecord builds: records shuffled in this window
 
     c.model = ml_collections.ConfigDict()
     c.model.fusion = "smta"  # lstm | attention | smta (the row groups of Table 3)
