@@ -182,8 +182,10 @@ SHARED_FIELD_DOCS: dict[str, str] = {
                                   "this many epochs",
     "training.early_stop_evals": "stop when the validation selection metric has not improved "
                                  "for this many evaluations; 0: train all epochs",
-    "mesh.data": "devices on the data-parallel mesh axis; -1: all devices not on fsdp",
+    "mesh.data": "devices on the data-parallel mesh axis; -1: all devices not on fsdp or model",
     "mesh.fsdp": "devices that also split parameters and optimizer state; -1: all not on data",
+    "mesh.model": "devices that split attention heads, feed-forward units and vocabularies "
+                  "(tensor parallelism; the batch is replicated over them)",
     "mesh.min_shard_size": "under fsdp, parameters with fewer elements stay replicated",
     "mesh.num_devices": "> 0: use only the first n devices (single-process runs); 0: all",
     "init_from.workdir": "a run whose checkpoint's subtrees initialise the model; '': off",
@@ -227,9 +229,11 @@ def training_section(num_epochs: int, batch_size: int, *, log_every_steps: int =
 
 def mesh_section() -> ml_collections.ConfigDict:
     """Every device on the `data` axis; `fsdp` > 1 splits parameters and optimizer state;
-    `num_devices` > 0 uses only the first n devices (single-process runs)."""
-    return ml_collections.ConfigDict({"data": -1, "fsdp": 1, "min_shard_size": 4096,
-                                      "num_devices": 0})
+    `model` > 1 splits the layers that name heads / feed-forward / vocabulary axes (tensor
+    parallelism, within one process); `num_devices` > 0 uses only the first n devices
+    (single-process runs)."""
+    return ml_collections.ConfigDict({"data": -1, "fsdp": 1, "model": 1,
+                                      "min_shard_size": 4096, "num_devices": 0})
 
 
 def init_from_section() -> ml_collections.ConfigDict:

@@ -1,9 +1,13 @@
 """Device mesh, partition rules and global batches.
 
-The mesh has two named axes: `data` (pure data parallelism) and `fsdp` (data parallelism whose
-devices also split parameters and optimizer state). The batch is split over both axes; each
-large parameter is split over `fsdp` along its largest divisible dimension. One device is the
-trivial 1 x 1 mesh.
+The mesh has three named axes: `data` (pure data parallelism), `fsdp` (data parallelism whose
+devices also split parameters and optimizer state) and `model` (tensor parallelism: devices
+split the heads, feed-forward hidden units and vocabulary of the layers that name those axes).
+The batch is split over `data` and `fsdp` and replicated over `model`. A parameter's dimension
+named "heads", "mlp" or "vocab" by its module (`jaxaffect.nn.partitioning.param_axes`) is split
+over `model`; then each large parameter is split over `fsdp` along its largest other divisible
+dimension (so a parameter without model rules is plain FSDP). Optimizer-state leaves follow the
+parameter at the end of their tree path. One device is the trivial 1 x 1 x 1 mesh.
 """
 
 from __future__ import annotations
@@ -16,28 +20,46 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from jaxaffect.nn import partitioning
+
+MESH_AXES = ("data", "fsdp", "model")
 DATA_AXES = ("data", "fsdp")
+# Logical axis names (jaxaffect.nn.partitioning) -> mesh axes, for parameters and activations.
+LOGICAL_AXIS_RULES: dict[str, Any] = {
+    partitioning.BATCH: DATA_AXES, partitioning.HEADS: "model", partitioning.MLP: "model",
+    partitioning.VOCAB: "model"}
 
 
-def make_mesh(data: int = -1, fsdp: int = 1, devices: list | None = None) -> Mesh:
-    """A (data, fsdp) mesh over all devices; -1 for one axis means 'the rest of the devices'."""
+def make_mesh(data: int = -1, fsdp: int = 1, devices: list | None = None, model: int = 1
+              ) -> Mesh:
+    """A (data, fsdp, model) mesh over all devices; -1 for one axis means 'the rest of the
+    devices'. The model axis varies fastest, so a model group is consecutive devices (one
+    process's, in multi-process runs: each process then holds distinct batch rows)."""
     devices = list(devices) if devices is not None else jax.devices()
     n = len(devices)
-    if data == -1 and fsdp == -1:
-        raise ValueError("mesh: at most one of mesh.data and mesh.fsdp may be -1")
-    if data == -1:
-        if n % fsdp:
-            raise ValueError(f"mesh: {n} devices are not divisible by mesh.fsdp={fsdp}")
-        data = n // fsdp
-    if fsdp == -1:
-        if n % data:
-            raise ValueError(f"mesh: {n} devices are not divisible by mesh.data={data}")
-        fsdp = n // data
-    if data * fsdp != n:
-        raise ValueError(f"mesh: data={data} x fsdp={fsdp} != {n} devices")
+    sizes = {"data": data, "fsdp": fsdp, "model": model}
+    rest = [k for k, v in sizes.items() if v == -1]
+    if len(rest) > 1:
+        raise ValueError(f"mesh: at most one of {', '.join('mesh.' + k for k in rest)} may "
+                         "be -1")
+    if rest:
+        known = int(np.prod([v for v in sizes.values() if v != -1]))
+        if n % known:
+            fixed = " x ".join(f"mesh.{k}={v}" for k, v in sizes.items() if v != -1)
+            raise ValueError(f"mesh: {n} devices are not divisible by {fixed}")
+        sizes[rest[0]] = n // known
+    data, fsdp, model = sizes["data"], sizes["fsdp"], sizes["model"]
+    if data * fsdp * model != n:
+        shown = f"data={data} x fsdp={fsdp}" + (f" x model={model}" if model != 1 else "")
+        raise ValueError(f"mesh: {shown} != {n} devices")
     # Auto axes: shardings are given explicitly at jit boundaries and propagated inside.
-    return jax.make_mesh((data, fsdp), DATA_AXES, axis_types=(AxisType.Auto, AxisType.Auto),
+    mesh = jax.make_mesh((data, fsdp, model), MESH_AXES, axis_types=(AxisType.Auto,) * 3,
                          devices=devices)
+    owners = np.vectorize(lambda d: d.process_index)(mesh.devices)
+    if model > 1 and np.any(owners != owners[..., :1]):
+        raise ValueError(f"mesh: mesh.model={model} spans processes; it must divide the "
+                         f"devices of one process ({jax.local_device_count()})")
+    return mesh
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -45,32 +67,58 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Leading (batch) dimension split over every device."""
+    """Leading (batch) dimension split over the data axes (replicated over `model`)."""
     return NamedSharding(mesh, PartitionSpec(DATA_AXES))
 
 
-def leaf_partition(shape: tuple[int, ...], fsdp_size: int, min_size: int) -> PartitionSpec:
-    """Shards the largest dimension divisible by the fsdp axis; small leaves stay replicated."""
-    if fsdp_size <= 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
-        return PartitionSpec()
-    order = sorted(range(len(shape)), key=lambda i: -shape[i])
-    for i in order:
-        if shape[i] % fsdp_size == 0:
-            spec: list[Any] = [None] * len(shape)
-            spec[i] = "fsdp"
-            return PartitionSpec(*spec)
-    return PartitionSpec()
+def leaf_partition(shape: tuple[int, ...], fsdp_size: int, min_size: int,
+                   axis_names: tuple[str | None, ...] | None = None, model_size: int = 1
+                   ) -> PartitionSpec:
+    """The first dimension whose logical name maps to `model` (and that `model_size` divides)
+    goes on `model`; then the largest other dimension divisible by the fsdp axis goes on `fsdp`
+    (leaves under `min_size` elements are not split over fsdp)."""
+    spec: list[Any] = [None] * len(shape)
+    if model_size > 1 and axis_names:
+        for i, name in enumerate(axis_names):
+            if LOGICAL_AXIS_RULES.get(name) == "model" and shape[i] % model_size == 0:
+                spec[i] = "model"
+                break
+    if fsdp_size > 1 and int(np.prod(shape, dtype=np.int64)) >= min_size:
+        for i in sorted(range(len(shape)), key=lambda i: -shape[i]):
+            if spec[i] is None and shape[i] % fsdp_size == 0:
+                spec[i] = "fsdp"
+                break
+    return PartitionSpec(*spec) if any(spec) else PartitionSpec()
 
 
-def tree_shardings(abstract_tree: Any, mesh: Mesh, min_size: int = 2**12) -> Any:
-    """NamedShardings for a pytree of arrays/ShapeDtypeStructs (parameters, optimizer state)."""
-    fsdp_size = mesh.shape["fsdp"]
+def _axis_names_at(path: tuple, shape: tuple[int, ...],
+                   param_axes: Mapping[tuple, tuple[str | None, ...]]) -> Any:
+    """The names of the parameter whose key path ends `path` (longest match, same rank)."""
+    for i in range(len(path)):
+        names = param_axes.get(tuple(path[i:]))
+        if names is not None and len(names) == len(shape):
+            return names
+    return None
 
-    def one(leaf):
+
+def tree_shardings(abstract_tree: Any, mesh: Mesh, min_size: int = 2**12,
+                   param_axes: Mapping[tuple, tuple[str | None, ...]] | None = None) -> Any:
+    """NamedShardings for a pytree of arrays/ShapeDtypeStructs (parameters, optimizer state).
+
+    `param_axes`: {parameter key path: logical axis names} (`partitioning.split_param_axes`);
+    a leaf whose key path ends with such a path (the parameter itself, or its optimizer
+    moments) gets that parameter's model rule.
+    """
+    fsdp_size, model_size = mesh.shape["fsdp"], mesh.shape.get("model", 1)
+    param_axes = param_axes or {}
+
+    def one(path, leaf):
         shape = tuple(getattr(leaf, "shape", ()))
-        return NamedSharding(mesh, leaf_partition(shape, fsdp_size, min_size))
+        names = _axis_names_at(tuple(path), shape, param_axes) if param_axes else None
+        return NamedSharding(mesh, leaf_partition(shape, fsdp_size, min_size, names,
+                                                  model_size))
 
-    return jax.tree_util.tree_map(one, abstract_tree)
+    return jax.tree_util.tree_map_with_path(one, abstract_tree)
 
 
 def global_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict:

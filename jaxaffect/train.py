@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import optax
 from jaxaffect import sharding as shd
 from jaxaffect.checkpointing import Checkpoints, PreemptionFlag
 from jaxaffect.config_loading import ConfigError, config_fields, config_to_json
+from jaxaffect.nn import partitioning
 from jaxaffect.optimizers import load_pretrained, make_optimizer
 from jaxaffect.run_logging import MetricWriter, Progress, read_metrics
 from jaxaffect.task import Task, concat_batches, get_task
@@ -47,9 +49,9 @@ def check_run_config(config: ml_collections.ConfigDict) -> None:
     mesh = config.get("mesh")
     if mesh is None:
         raise ConfigError("config has no `mesh` section")
-    for key in ("data", "fsdp"):
-        value = mesh.get(key)
-        if not isinstance(value, int) or (value < 1 and value != -1):
+    for key in ("data", "fsdp", "model"):
+        value = mesh.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or (value < 1 and value != -1):
             raise ConfigError(f"mesh.{key}={value!r}: a positive integer, or -1 for the rest "
                               "of the devices")
 
@@ -96,10 +98,13 @@ class Setup:
                               f"{jax.device_count()} device(s)")
         try:
             self.mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp,
-                                      devices=jax.devices()[:n] if n else None)
-        except ValueError as e:  # data x fsdp does not match the devices
-            raise ConfigError(f"{e}; set --config.mesh.data / --config.mesh.fsdp (or "
-                              "--config.mesh.num_devices)") from None
+                                      devices=jax.devices()[:n] if n else None,
+                                      model=config.mesh.get("model", 1))
+        except ValueError as e:  # data x fsdp x model does not match the devices
+            raise ConfigError(f"{e}; set --config.mesh.data / --config.mesh.fsdp / "
+                              "--config.mesh.model (or --config.mesh.num_devices)") from None
+        # Tensor parallelism: the modules' logical axis names, mapped onto `model`.
+        self.model_parallel = self.mesh.shape["model"] > 1
         self.task: Task = get_task(config)
         self.model = self.task.make_model()
         if steps_per_epoch is None:
@@ -112,9 +117,12 @@ class Setup:
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = int(config.training.num_epochs) * steps_per_epoch
         dummy = self.task.dummy_batch(1)
-        abstract_params = jax.eval_shape(
-            lambda r: self.task.init_variables(self.model, r, dummy)["params"],
-            jax.random.key(0))
+        with partitioning.recording_param_axes() if self.model_parallel else nullcontext():
+            abstract_params = jax.eval_shape(
+                lambda r: self.task.init_variables(self.model, r, dummy)["params"],
+                jax.random.key(0))
+        # {parameter path: logical axis names} (empty without a model axis)
+        abstract_params, self.param_axes = partitioning.split_param_axes(abstract_params)
         self.tx, self.schedule = make_optimizer(
             config.optimizer, steps_per_epoch, abstract_params,
             total_steps=self.total_steps)
@@ -130,7 +138,8 @@ class Setup:
         self.init_rng = init_rng
         self.abstract_state = jax.eval_shape(init, init_rng)
         self.state_shardings = shd.tree_shardings(self.abstract_state, self.mesh,
-                                                  config.mesh.get("min_shard_size", 2**12))
+                                                  config.mesh.get("min_shard_size", 2**12),
+                                                  param_axes=self.param_axes)
         self.batch_sharding = shd.batch_sharding(self.mesh)
         self.abstract_sharded = jax.tree_util.tree_map(
             lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
@@ -157,8 +166,16 @@ class Setup:
         opt_state = jax.jit(self.tx.init, out_shardings=self.state_shardings.opt_state)(params)
         return TrainState(step=state.step, params=params, opt_state=opt_state)
 
+    def activation_sharding(self):
+        """Inside a traced step: the modules' activation constraints for the model axis (no-op
+        without one, so a data/fsdp-only step is the same program as before)."""
+        if not self.model_parallel:
+            return nullcontext()
+        return partitioning.activation_sharding(self.mesh, shd.LOGICAL_AXIS_RULES)
+
     def make_train_step(self):
         task, model, tx, schedule = self.task, self.model, self.tx, self.schedule
+        sharded_activations = self.activation_sharding
 
         def train_step(state: TrainState, batch, base_rng):
             # The key is an argument (not a traced constant), so runs that differ only in their
@@ -166,7 +183,8 @@ class Setup:
             rng = jax.random.fold_in(base_rng, state.step)
 
             def loss_fn(params):
-                return task.loss(model, params, batch, rng, True, step=state.step)
+                with sharded_activations():
+                    return task.loss(model, params, batch, rng, True, step=state.step)
 
             (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
             updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -186,8 +204,13 @@ class Setup:
                        donate_argnums=(0,))
 
     def make_predict_step(self):
-        task, model = self.task, self.model
-        return jax.jit(lambda params, batch: task.predict(model, params, batch),
+        task, model, sharded_activations = self.task, self.model, self.activation_sharding
+
+        def predict_step(params, batch):
+            with sharded_activations():
+                return task.predict(model, params, batch)
+
+        return jax.jit(predict_step,
                        in_shardings=(self.state_shardings.params, self.batch_sharding),
                        out_shardings=self.batch_sharding)
 
@@ -258,9 +281,16 @@ RUN_FILES = ("config.json", "checkpoints", "metrics.jsonl", "tensorboard", "trai
              "training_curves.png")
 
 
+# Fields added since runs were first written, with the value an older run had implicitly.
+IMPLICIT_FIELDS = {"mesh.model": 1}
+
+
 def config_differences(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
     """{dotted field: (old, new)} of two configs (as their config.json dicts)."""
     a, b = dict(config_fields(old)), dict(config_fields(new))
+    for field, value in IMPLICIT_FIELDS.items():
+        a.setdefault(field, value)
+        b.setdefault(field, value)
     skip = {"config_file"}  # the same config may be named by another path
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
             if k not in skip and a.get(k) != b.get(k)}

@@ -12,6 +12,11 @@ Conventions:
 * Attention masks mark keys only (True = real token). A query whose keys are all masked gets a
   zero output, never NaN.
 * Layers used under :func:`stack_layers` have the signature ``(x, mask) -> (x, None)``.
+* Tensor-parallel rules (:mod:`jaxaffect.nn.partitioning`): Q/K/V projections are split by
+  heads on their output axis and the attention output projection on its input axis; the FFN's
+  ``dense_in`` on its hidden (output) axis, ``dense_out`` on its hidden (input) axis.
+  LayerNorms carry no rule. The activations between the two halves (per-head Q/K/V and
+  attention outputs, the FFN hidden units) are constrained to the same split.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxaffect.nn.attention import dot_product_attention, merge_heads, split_heads
+from jaxaffect.nn.partitioning import EMBED, HEADS, LAYERS, MLP, batch_axes, constrain, param_axes
 
 Array = jax.Array
 
@@ -32,29 +38,35 @@ class GroupDense(nn.Module):
 
     Input ``[..., G, N, din]`` when ``groups`` > 0 (G must equal ``groups``), else ``[..., din]``.
     Params: ``kernel [din, dout]`` or ``[G, din, dout]``; ``bias [dout]`` or ``[G, dout]``.
+    ``axes``: the logical names of (din, dout) for tensor parallelism (none by default).
     """
 
     features: int
     groups: int = 0
     use_bias: bool = True
     dtype: Any = jnp.float32
+    axes: tuple[str | None, str | None] = (None, None)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         din = x.shape[-1]
+        group_axis = (None,) if self.groups else ()
         if self.groups:
             if x.ndim < 3 or x.shape[-3] != self.groups:
                 raise ValueError(f"expected [..., {self.groups}, N, d] input, got {x.shape}")
-            init = nn.initializers.lecun_normal(batch_axis=(0,))
+            init = param_axes(nn.initializers.lecun_normal(batch_axis=(0,)),
+                              group_axis + self.axes)
             kernel = self.param("kernel", init, (self.groups, din, self.features), jnp.float32)
             y = jnp.einsum("...gnd,gde->...gne", x.astype(self.dtype), kernel.astype(self.dtype))
         else:
-            kernel = self.param("kernel", nn.initializers.lecun_normal(),
+            kernel = self.param("kernel", param_axes(nn.initializers.lecun_normal(), self.axes),
                                 (din, self.features), jnp.float32)
             y = jnp.einsum("...d,de->...e", x.astype(self.dtype), kernel.astype(self.dtype))
         if self.use_bias:
             shape = (self.groups, self.features) if self.groups else (self.features,)
-            bias = self.param("bias", nn.initializers.zeros_init(), shape, jnp.float32)
+            bias = self.param("bias", param_axes(nn.initializers.zeros_init(),
+                                                 group_axis + self.axes[1:]),
+                              shape, jnp.float32)
             y = y + (bias[:, None, :] if self.groups else bias).astype(self.dtype)
         return y
 
@@ -96,10 +108,27 @@ class FeedForward(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         d = x.shape[-1]
-        h = GroupDense(self.mlp_dim, self.groups, dtype=self.dtype, name="dense_in")(x)
+        h = GroupDense(self.mlp_dim, self.groups, dtype=self.dtype, axes=(EMBED, MLP),
+                       name="dense_in")(x)
+        h = constrain(h, batch_axes(h.ndim, MLP))
         h = nn.Dropout(self.dropout_rate, deterministic=self.deterministic)(
             nn.gelu(h, approximate=False))
-        return GroupDense(d, self.groups, dtype=self.dtype, name="dense_out")(h)
+        return GroupDense(d, self.groups, dtype=self.dtype, axes=(MLP, EMBED),
+                          name="dense_out")(h)
+
+
+def constrain_heads(x: Array) -> Array:
+    """``x [B, ..., H, dh]`` split over heads under activation sharding (else unchanged)."""
+    return constrain(x, batch_axes(x.ndim, HEADS, None))
+
+
+def head_projection(x: Array, width: int, num_heads: int, groups: int, dtype: Any,
+                    name: str) -> Array:
+    """A bias-free Q/K/V projection of ``x [..., d]`` to ``[..., H, width // H]``, its output
+    axis split by heads for tensor parallelism. Call inside a compact method."""
+    y = GroupDense(width, groups, use_bias=False, dtype=dtype, axes=(EMBED, HEADS),
+                   name=name)(x)
+    return constrain_heads(split_heads(y, num_heads))
 
 
 class SelfAttention(nn.Module):
@@ -117,12 +146,12 @@ class SelfAttention(nn.Module):
     @nn.compact
     def __call__(self, x: Array, key_mask: Array) -> Array:
         d = x.shape[-1]
-        q, k, v = (split_heads(GroupDense(d, self.groups, use_bias=False, dtype=self.dtype,
-                                          name=n)(x), self.num_heads)
+        q, k, v = (head_projection(x, d, self.num_heads, self.groups, self.dtype, n)
                    for n in ("query", "key", "value"))
         key_mask = jnp.broadcast_to(key_mask, x.shape[:-1])
-        out = merge_heads(dot_product_attention(q, k, v, key_mask))
-        return GroupDense(d, self.groups, use_bias=False, dtype=self.dtype, name="out")(out)
+        out = merge_heads(constrain_heads(dot_product_attention(q, k, v, key_mask)))
+        return GroupDense(d, self.groups, use_bias=False, dtype=self.dtype, axes=(HEADS, EMBED),
+                          name="out")(out)
 
 
 class TransformerLayer(nn.Module):
@@ -165,5 +194,6 @@ def stack_layers(layer_cls: type[nn.Module], *, num_layers: int, remat: bool = F
     cls = nn.remat(layer_cls, prevent_cse=False) if remat else layer_cls
     scanned = nn.scan(cls, variable_axes={"params": 0},
                       split_rngs={"params": True, "dropout": True},
-                      in_axes=nn.broadcast, length=num_layers)
+                      in_axes=nn.broadcast, length=num_layers,
+                      metadata_params={nn.PARTITION_NAME: LAYERS})
     return scanned(name=name, **layer_fields)

@@ -26,6 +26,10 @@ side), and absent queries are left out of sigma. Attention weights are float32 (
 attention core) and are sown as ``intermediates/caf_visual_to_audio`` and
 ``caf_audio_to_visual`` ``[B, H, Nq, Nk]``.
 
+Tensor parallelism (:mod:`jaxaffect.nn.partitioning`): the CAF attention's Q/K/V projections
+are split by heads on their output axis, its output projection on its input axis; the small
+delta and fusion layers carry no rule (FSDP only).
+
 SF layer (Eq. 8) and the other Table 8 strategies map ``(f_v, f_a) [B, C1]`` to a fused
 ``[B, features]`` on which the model puts its linear "fused" head. The paper defines only
 SumFusion; the others are simple standard forms of ours:
@@ -53,6 +57,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxaffect.nn.attention import dot_product_attention, merge_heads, split_heads
+from jaxaffect.nn.partitioning import EMBED, HEADS, param_axes
+from jaxaffect.nn.transformer import constrain_heads
 
 Array = jax.Array
 
@@ -80,13 +86,19 @@ class CrossAttention(nn.Module):
     def __call__(self, x: Array, y: Array, key_mask: Array, query_mask: Array
                  ) -> tuple[Array, Array]:
         d = x.shape[-1]
-        dense = lambda name: nn.Dense(d, dtype=self.dtype, name=name)  # noqa: E731
-        q = split_heads(dense("query")(x), self.num_heads)
-        k = split_heads(dense("key")(y), self.num_heads)
-        v = split_heads(dense("value")(y), self.num_heads)
+
+        def dense(name: str, axes: tuple[str, str] = (EMBED, HEADS)) -> nn.Dense:
+            return nn.Dense(d, dtype=self.dtype, name=name,
+                            kernel_init=param_axes(nn.linear.default_kernel_init, axes),
+                            bias_init=param_axes(nn.initializers.zeros_init(), axes[1:]))
+
+        def heads(z: Array) -> Array:
+            return constrain_heads(split_heads(z, self.num_heads))
+
+        q, k, v = heads(dense("query")(x)), heads(dense("key")(y)), heads(dense("value")(y))
         out, w = dot_product_attention(q, k, v, key_mask, query_mask=query_mask,
                                        return_weights=True)
-        out = dense("out")(merge_heads(out))
+        out = dense("out", (HEADS, EMBED))(merge_heads(constrain_heads(out)))
         live = query_mask & jnp.any(key_mask, axis=-1, keepdims=True)  # [B, Nq]
         return jnp.where(live[..., None], out, jnp.zeros((), out.dtype)), w
 

@@ -43,8 +43,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxaffect.nn.attention import masked_softmax, merge_heads, split_heads
-from jaxaffect.nn.transformer import FeedForward, GroupDense, GroupLayerNorm, stack_layers
+from jaxaffect.nn.attention import masked_softmax, merge_heads
+from jaxaffect.nn.partitioning import EMBED, HEADS
+from jaxaffect.nn.transformer import (
+    FeedForward,
+    GroupDense,
+    GroupLayerNorm,
+    constrain_heads,
+    head_projection,
+    stack_layers,
+)
 
 Array = jax.Array
 MODALITIES: tuple[str, ...] = ("image", "motion", "audio")
@@ -105,7 +113,9 @@ class CTMAttention(nn.Module):
     ``x [B, M, N, d]``, ``key_mask [B, N]`` -> ``O [B, M, N, d]``. ``mode``: "both" (Eq. 5),
     "inner" (``O^m = I^m W_o``, Table 2's inner-only) or "cross" (``O^m = C^m W_o``).
     Params: ``query``/``key``/``value`` kernels ``[M, d, d]``; ``out`` kernel ``[2d, d]``
-    ("both") or ``[d, d]`` (``[M, ., d]`` when not shared).
+    ("both") or ``[d, d]`` (``[M, ., d]`` when not shared). Tensor parallelism
+    (:mod:`jaxaffect.nn.partitioning`): Q/K/V kernels split by heads on their output axis,
+    ``out`` on its input axis (the ``I (+) C`` rows in contiguous blocks).
     """
 
     num_heads: int = 4
@@ -120,8 +130,7 @@ class CTMAttention(nn.Module):
         b, m, n, d = x.shape
         if self.mode != "inner" and m < 2:
             raise ValueError("cross-modal attention needs at least two modalities")
-        q, k, v = (split_heads(GroupDense(d, m, use_bias=False, dtype=self.dtype, name=nm)(x),
-                               self.num_heads)
+        q, k, v = (head_projection(x, d, self.num_heads, m, self.dtype, nm)
                    for nm in ("query", "key", "value"))  # [B, M, N, H, dh]
         scale = (d // self.num_heads) ** -0.5
         parts = []
@@ -137,9 +146,11 @@ class CTMAttention(nn.Module):
             others = (1.0 - jnp.eye(m, dtype=jnp.float32)) / (m - 1)
             w = w * others[None, :, :, None, None, None]
             parts.append(jnp.einsum("bmnhqk,bnkhc->bmqhc", w.astype(self.dtype), v))
-        o = jnp.concatenate([merge_heads(p) for p in parts], axis=-1)  # I (+) C, [B,M,N,kd]
+        o = jnp.concatenate([merge_heads(constrain_heads(p)) for p in parts],
+                            axis=-1)  # I (+) C, [B, M, N, kd]
         groups = 0 if self.share_across_modalities else m
-        return GroupDense(d, groups, use_bias=False, dtype=self.dtype, name="out")(o)
+        return GroupDense(d, groups, use_bias=False, dtype=self.dtype, axes=(HEADS, EMBED),
+                          name="out")(o)
 
 
 class CTMLayer(nn.Module):

@@ -33,6 +33,7 @@ from jaxaffect.families.tam import batches as tam_batches
 from jaxaffect.families.tam import tsc_objectives as tp
 from jaxaffect.families.tam.data_task import TAMDataTask
 from jaxaffect.nn import compute_dtype
+from jaxaffect.task import Batch, Task
 
 MASKINGS = {"emotional": 0.0, "random10": 0.1, "random20": 0.2, "random30": 0.3}
 # Never masked: padding, start, mask and unknown-word tokens ([UNK] carries no word to predict).
@@ -47,7 +48,10 @@ class TAMPretrainTask(TAMDataTask):
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
-        p = config.pretrain
+        self._read_pretrain_config()
+
+    def _read_pretrain_config(self) -> None:
+        p = self.config.pretrain
         if p.masking not in MASKINGS:
             raise ValueError(f"pretrain.masking={p.masking!r}: one of {sorted(MASKINGS)}")
         self.tasks = tuple(p.tasks)
@@ -201,3 +205,43 @@ class TAMPretrainTask(TAMDataTask):
 
     def selection_mode(self) -> str:
         return "min" if self.selection_metric().endswith("loss") else "max"
+
+
+class RandomBatchPretrainTask(TAMPretrainTask):
+    """The pretraining task without a build: its sizes come from the config (``data.vocab_size``
+    words, ``data.stream_dims`` {stream: width}, the usual ``data``/``model`` fields) and its
+    batches are random (:meth:`random_batch`). For memory and sharding measurements of the
+    pretraining step (``benchmarks/tam_pod_memory.py``, ``tests/test_model_axis.py``); it has
+    no dataset, so it cannot train a run."""
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        Task.__init__(self, config)
+        self.builder_dir = ""
+        self._splits = None
+        self._meta = {"vocab": (), "stream_dims": dict(config.data.stream_dims)}
+        self._read_pretrain_config()
+
+    def vocab_size(self) -> int:
+        return int(self.config.data.vocab_size)
+
+    def num_examples(self, split: str) -> int:
+        return int(self.config.training.batch_size)
+
+    def dataset(self, split, *, train, seed, num_epochs, process_index, process_count):
+        raise NotImplementedError("RandomBatchPretrainTask has no dataset; use random_batch")
+
+    def random_batch(self, batch_size: int, seed: int = 0) -> Batch:
+        """A device batch of ``batch_size`` windows: every segment and comment present, random
+        features, words (``[#S]`` first), emotional flags and appearing segments."""
+        rng = np.random.default_rng(seed)
+        batch = self.dummy_batch(batch_size)
+        for name, x in batch["features"].items():
+            batch["features"][name] = rng.normal(size=x.shape).astype(np.float32)
+        tokens = batch["tokens"]
+        tokens[:] = rng.integers(tam_batches.UNK_ID + 1, self.vocab_size(), tokens.shape)
+        tokens[..., 0] = tam_batches.START_ID
+        batch["emotional"] = rng.random(tokens.shape) < 0.3
+        batch["comment_segment"] = rng.integers(0, batch["segment_mask"].shape[1],
+                                                batch["comment_segment"].shape).astype(np.int32)
+        batch["comment_mask"][:] = True
+        return batch

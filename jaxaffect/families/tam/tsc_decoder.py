@@ -29,6 +29,10 @@ Choices where the paper is silent or ambiguous (also in the README table):
   padded segments masked as keys).
 * The word classifier of Eq. 7 is a separate Dense layer on the final hidden states (the paper
   says "a classifier"; not tied to the input embedding).
+
+Tensor parallelism (:mod:`jaxaffect.nn.partitioning`): attention projections split by heads,
+the FFN by its hidden units (the shared blocks' rules), the word embedding and the word
+classifier (and its logits) along the vocabulary.
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ import jax.numpy as jnp
 from jaxaffect.families.tam.ctm import CTMEncoder
 from jaxaffect.families.tam.tsc_objectives import appearing_time_logits
 from jaxaffect.nn.attention import dot_product_attention, merge_heads, split_heads
+from jaxaffect.nn.partitioning import EMBED, HEADS, VOCAB, batch_axes, constrain, param_axes
 from jaxaffect.nn.transformer import (
     FeedForward,
     GroupDense,
     GroupLayerNorm,
     SelfAttention,
+    constrain_heads,
     stack_layers,
 )
 
@@ -71,16 +77,20 @@ class CrossAttention(nn.Module):
     def __call__(self, x: Array, video: Array, video_mask: Array
                  ) -> tuple[Array, Array, Array]:
         d = x.shape[-1]
-        dense = lambda name: GroupDense(d, use_bias=False, dtype=self.dtype, name=name)
+
+        def dense(name: str, axes: tuple[str, str] = (EMBED, HEADS)) -> GroupDense:
+            return GroupDense(d, use_bias=False, dtype=self.dtype, axes=axes, name=name)
+
+        def heads(y: Array) -> Array:
+            return constrain_heads(split_heads(y, self.num_heads))
+
         q = dense("query")(x)
         k = dense("key")(video)
         v = dense("value")(video)
         # the video axis gets a singleton comment axis, broadcast over the N comments
-        out = dot_product_attention(split_heads(q, self.num_heads),
-                                    split_heads(k, self.num_heads)[:, None],
-                                    split_heads(v, self.num_heads)[:, None],
+        out = dot_product_attention(heads(q), heads(k)[:, None], heads(v)[:, None],
                                     video_mask[:, None, :])
-        return dense("out")(merge_heads(out)), q, k
+        return dense("out", (HEADS, EMBED))(merge_heads(constrain_heads(out))), q, k
 
 
 class TSCDecoderLayer(nn.Module):
@@ -161,8 +171,12 @@ class VideoTSCDecoder(nn.Module):
         word_mask = word_mask.astype(bool)
         video_mask = video_mask.astype(bool)
         init = nn.initializers.normal(stddev=0.02)
-        embed = self.param("word_embedding", init, (self.vocab_size, self.width), jnp.float32)
+        embed = self.param("word_embedding", param_axes(init, (VOCAB, EMBED)),
+                           (self.vocab_size, self.width), jnp.float32)
         pos = self.param("position_embedding", init, (self.max_words, self.width), jnp.float32)
+        # The table split over the vocabulary only (gathered over fsdp) for the lookup: the
+        # gradient then leaves it as partial sums, not a reshuffle of the words' gradients.
+        embed = constrain(embed, (VOCAB, None), replicate_unnamed=True)
         x = (jnp.take(embed, token_ids, axis=0) + pos[:w]).astype(self.dtype)
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         layers = stack_layers(
@@ -211,8 +225,12 @@ class TAMPretrainModel(nn.Module):
             flat = hidden.reshape(hidden.shape[0], -1, hidden.shape[-1])
             index = jnp.clip(word_positions, 0, flat.shape[1] - 1)
             hidden = jnp.take_along_axis(flat, index[..., None].astype(jnp.int32), axis=1)
-        word_logits = nn.Dense(self.decoder.vocab_size, dtype=jnp.float32,
-                               param_dtype=jnp.float32, name="word_head")(hidden)
+        word_logits = nn.Dense(
+            self.decoder.vocab_size, dtype=jnp.float32, param_dtype=jnp.float32,
+            kernel_init=param_axes(nn.linear.default_kernel_init, (EMBED, VOCAB)),
+            bias_init=param_axes(nn.initializers.zeros_init(), (VOCAB,)),
+            name="word_head")(hidden)
+        word_logits = constrain(word_logits, batch_axes(word_logits.ndim, VOCAB))
         time_query = dec["time_query"]
         if time_query.ndim == 2:  # one comment per video
             time_query = time_query[:, None]

@@ -8,9 +8,17 @@ Config argument (comma-separated):
   tasks=word+time|word|time                      pretraining tasks (Table 4: EWP, ATP)
   lambda=W:T                                     lambda_w : lambda_t of Eq. 10 (Table 4)
   strategy=ctm                                   the pretrained fusion module
+  size=base|large                                base: the paper's (d=768, 12 + 8 layers);
+                                                 large: a pod-sized model (below)
   runlocal                                       a tiny debug run
 Data: the bilibili_tsc build (--config.data.data_dir=... or --config.data.builder_dir=...).
 Fine-tune with configs/tam/finetune.py:pretrained=<this workdir>.
+
+size=large: d=1024, 24 encoder + 16 decoder layers (the paper's 3:2), 16 heads, bfloat16
+compute, remat, batch 256, on a (data=1, fsdp=rest, model=4) mesh (any multiple of 4 devices;
+heads, FFN units and vocabulary split 4 ways, everything split over fsdp). Sized for a ~50k-word
+vocabulary (the vocabulary is the build's: choose its min_count accordingly). Memory per device:
+benchmarks/tam_pod_memory.py.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from jaxaffect.families.tam.pretrain_task import MASKINGS
 from jaxaffect.families.tam.tsc_objectives import TASKS
 
 CONFIG_ARGS = {"masking": "emotional", "tasks": "word+time", "lambda": "1:1",
-               "strategy": "ctm", "runlocal": False}
+               "strategy": "ctm", "size": "base", "runlocal": False}
+SIZES = ("base", "large")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -49,6 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raise ConfigError(f"lambda={a['lambda']!r}: expected w:t, e.g. 1:1") from e
     if a.strategy not in STRATEGIES:
         raise ConfigError(f"strategy={a.strategy!r}: one of {STRATEGIES}")
+    if a.size not in SIZES:
+        raise ConfigError(f"size={a.size!r}: one of {SIZES}")
     c = ml_collections.ConfigDict()
     c.task = "tam_pretrain"
     c.name = f"tam_pretrain_{a.masking}_{'+'.join(tasks)}_{a['lambda'].replace(':', 'to')}"
@@ -99,6 +110,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.evaluation.selection_metric = "loss"  # the validation pretraining loss (Eq. 10)
 
     c.mesh = mesh_section()
+
+    if a.size == "large":
+        c.name += "_large"
+        c.model.width = 1024
+        c.model.num_layers = 24
+        c.model.num_heads = 16
+        c.model.decoder_layers = 16
+        c.model.remat = True
+        c.model.dtype = "bfloat16"
+        c.training.batch_size = 256
+        c.mesh.data, c.mesh.fsdp, c.mesh.model = 1, -1, 4
 
     if a.runlocal:
         c.model.width = 32
