@@ -75,7 +75,7 @@ class TrainedModel:
         self.workdir = workdir
         self.config = load_run_config(workdir)
         with self.config.unlocked():
-            self.config.mesh.data, self.config.mesh.fsdp = 1, 1
+            self.config.mesh.data, self.config.mesh.fsdp, self.config.mesh.model = 1, 1, 1
             self.config.mesh.num_devices = 1
         self.setup = Setup(self.config, steps_per_epoch=1)
         state, self.step = restore_state(self.setup, workdir, which)

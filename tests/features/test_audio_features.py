@@ -1,8 +1,15 @@
 """--audio of the extractors: MFCC statistics, or openSMILE functionals per segment (tests of
-the openSMILE sets skip without the `opensmile` package)."""
+the openSMILE sets skip without the `opensmile` package).
+
+The openSMILE tests run in a fresh interpreter (`test_opensmile_in_a_fresh_process`): its
+native library once crashed (segmentation fault) inside a test worker that had loaded many
+other extension modules (Apache Beam, pyarrow, ...), while it runs cleanly in a fresh process,
+as the extraction workers are."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,8 +53,24 @@ def test_missing_opensmile_is_one_line(monkeypatch):
     audio_features._smile.cache_clear()
 
 
+CHILD = "JAXAFFECT_OPENSMILE_CHILD"
+in_child = pytest.mark.skipif(os.environ.get(CHILD) != "1",
+                              reason="runs inside test_opensmile_in_a_fresh_process")
+
+
+def test_opensmile_in_a_fresh_process():
+    pytest.importorskip("opensmile")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", __file__,
+         "-k", "child"], env={**os.environ, CHILD: "1"}, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "3 passed" in result.stdout, result.stdout[-2000:]
+
+
+@in_child
 @pytest.mark.parametrize("kind, width", [("egemaps", 88), ("compare", 6373)])
-def test_opensmile_functionals_per_segment(kind, width):
+def test_child_opensmile_functionals_per_segment(kind, width):
     opensmile = pytest.importorskip("opensmile")
     x = _speech_like(3.0)
     bounds = np.array([[0.0, 1.0], [1.0, 2.5], [2.999, 3.0], [3.5, 4.0]])
@@ -71,7 +94,8 @@ def test_opensmile_functionals_per_segment(kind, width):
     assert empty.shape == (4, width) and not none.any()
 
 
-def test_tam_extraction_with_egemaps(tmp_path):
+@in_child
+def test_child_tam_extraction_with_egemaps(tmp_path):
     pytest.importorskip("opensmile")
     from jaxaffect.families.tam import extract as tx
     from jaxaffect.features import extraction as ex
