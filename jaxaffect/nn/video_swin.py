@@ -1,5 +1,5 @@
-"""Video Swin-T in flax.linen: AV-CPNet's visual backbone (paper Sec. 4.1) and the video
-embedder of `jaxaffect extract --motion swin3d`.
+"""Video Swin-T in flax.linen: a family's visual backbone, and the video embedder of
+`jaxaffect extract --motion swin3d`.
 
 Input ``[B, T, H, W, 3]`` -> features ``[B, ceil(T/pt), ceil(H/32), ceil(W/32), 8C]`` (patch
 size ``(pt, 4, 4)``; channels last, after the final LayerNorm, float32). The pieces:
