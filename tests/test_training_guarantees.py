@@ -178,3 +178,25 @@ def test_rerun_in_an_existing_workdir(builder_dir, tmp_path, capsys):
     assert fresh["finished"] and records[0]["step"] == 0
     assert [r for r in records if "param_count" in r] == records[:1]  # only the new run
     assert max(r["step"] for r in records) == fresh["steps"] == records[0]["total_steps"]
+
+
+@pytest.mark.parametrize("size", [1, 7, 4097, 100_003])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_state_screen_catches_every_non_finite_element(size, bad):
+    """`sum_is_finite` (the train step's screen) against numpy, jitted and not: a NaN or an
+    infinity anywhere in any leaf fails it; large finite values whose sum overflows fail it
+    too, and `all_finite` (the host's confirmation) then says the state is finite."""
+    from jaxaffect.train import all_finite, sum_is_finite
+
+    rng = np.random.default_rng(size)
+    for screen in (sum_is_finite, jax.jit(sum_is_finite)):
+        for pos in {0, size // 2, size - 1}:
+            x = rng.normal(size=size).astype(np.float32)
+            x[pos] = bad
+            tree = {"a": np.ones(3, np.float32), "b": (x, np.arange(4))}
+            assert not np.all(np.isfinite(x))
+            assert not bool(screen(tree)) and not bool(all_finite(tree))
+        finite = {"a": rng.normal(size=size).astype(np.float32), "steps": np.arange(3)}
+        assert bool(screen(finite)) and bool(all_finite(finite))
+    huge = {"a": np.full(size + 1, 3e38, np.float32)}  # finite, sum overflows
+    assert not bool(sum_is_finite(huge)) and bool(all_finite(huge))
