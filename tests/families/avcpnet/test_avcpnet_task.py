@@ -45,6 +45,7 @@ def tiny_config(build: str, row: str = "epce"):
     return c
 
 
+@pytest.mark.slow
 def test_train_eval_predict_video(build, release, tmp_path):
     config = tiny_config(build)
     workdir = tmp_path / "run"
