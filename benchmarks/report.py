@@ -21,39 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling report_* modules
+
+from report_common import flops_per_step, flops_source, rate_and_share, stamp  # noqa: E402
+from report_scaling import (  # noqa: E402
+    render_beam_build,
+    render_tam_pod_memory,
+    render_tam_sharded_memory,
+)
+
 START, END = "<!-- bench:{name} -->", "<!-- /bench:{name} -->"
-
-
-def _stamp(runs: list[dict]) -> str:
-    r = runs[-1]
-    memory = f", {r['memory_gib']} GiB" if r.get("memory_gib") else ""
-    return (f"Commit `{r['commit']}`, {r['cpu']} ({r['cores']} cores{memory}), jax {r['jax']}"
-            + (f", torch {r['torch']}" if r.get("torch") else "")
-            + f"; rendered from `benchmarks/results/{r['benchmark']}.jsonl` by "
-            "`python benchmarks/report.py`.")
-
-
-def _flops(r: dict) -> float:
-    """FLOPs per step as `jaxaffect.perf.count_flops` counts them (loops by trip count); XLA's
-    count for lines written before that was reported."""
-    return r.get("flops_per_step", r["xla_flops_per_step"])
-
-
-def _flops_source(runs: list[dict]) -> str:
-    """How the GFLOP columns were counted (a sentence)."""
-    if all("flops_per_step" in r for r in runs):
-        return ("GFLOP/step by `jaxaffect.perf.count_flops`, every loop body counted once per "
-                "iteration; the share is of a float32 matmul's rate measured in the same run")
-    return "GFLOP/step from XLA's cost analysis: these runs predate the loop-aware count"
-
-
-def _rate_and_share(gflop_per_s: float | None, r: dict) -> str:
-    if gflop_per_s is None:
-        return "-"
-    if r.get("peak_fraction") is None:
-        return f"{gflop_per_s:.0f}"
-    return (f"{gflop_per_s:.0f} ({r['peak_fraction']:.0%} of "
-            f"{r['matmul_peak_gflop_per_s']:.0f})")
 
 
 def render_amer_train_step(runs: list[dict]) -> str:
@@ -67,17 +44,17 @@ def render_amer_train_step(runs: list[dict]) -> str:
         setting += ", bfloat16" if a.get("bf16") else ", float32"
         theirs = r.get("theirs_samples_per_s")
         lines.append(f"| {setting} | {r['ours_samples_per_s']:.1f} | {r['ours_compile_s']:.1f} | "
-                     f"{_flops(r) / 1e9:.2f} | "
-                     f"{_rate_and_share(r.get('ours_gflop_per_s'), r)} | "
+                     f"{flops_per_step(r) / 1e9:.2f} | "
+                     f"{rate_and_share(r.get('ours_gflop_per_s'), r)} | "
                      + (f"{theirs:.1f} | {r['ratio']:.1f}x |" if theirs else "not measured | - |"))
     s = runs[-1]["sizes"]
     head = (f"`PYTHONPATH=. python benchmarks/amer_train_step.py [--all_entries]` (batch "
             f"{s['batch']}, {s['persons']} persons x {s['segments']} segments, D_e={s['d_e']}, "
             f"{s['classes']} classes, Adam with amsgrad as the authors' config; median of "
-            "alternating rounds; " + _flops_source(runs) + "). " + _stamp(runs))
+            "alternating rounds; " + flops_source(runs) + "). " + stamp(runs))
     out = head + "\n\n" + "\n".join(lines) + "\n"
     flops = {(bool(r["arguments"].get("all_entries")), bool(r["arguments"].get("bf16"))):
-             _flops(r) for r in runs}
+             flops_per_step(r) for r in runs}
     saved = [f"{1 - flops[False, bf16] / flops[True, bf16]:.0%}"
              + (" (bfloat16)" if bf16 else "") for bf16 in (False, True)
              if (False, bf16) in flops and (True, bf16) in flops]
@@ -95,7 +72,7 @@ def render_lirec_train_step(runs: list[dict]) -> str:
         theirs = r.get("theirs_steps_per_s")
         lines.append(f"| {r['torch_threads'] if theirs else '-'} | {r['ours_steps_per_s']:.1f} | "
                      f"{r['ours_compile_s']:.1f} | {r['flops_per_step'] / 1e9:.2f} | "
-                     f"{_rate_and_share(r['gflop_per_s'], r)} | "
+                     f"{rate_and_share(r['gflop_per_s'], r)} | "
                      + (f"{theirs:.1f} | {r['ratio']:.2f}x |" if theirs else "not measured | - |"))
     r, s = runs[-1], runs[-1]["sizes"]
     rounds = r["arguments"]["rounds"]
@@ -108,7 +85,7 @@ def render_lirec_train_step(runs: list[dict]) -> str:
             "theirs: their `Modalities` model, `MaxMarginCrossEntropyLoss` and Adam from "
             "`mlp.model.create_model`, one iteration of the loop in their `mlp/train.py`; "
             f"median of {rounds} alternating round{'s' * (rounds != 1)}; "
-            + _flops_source(runs) + "). " + _stamp(runs))
+            + flops_source(runs) + "). " + stamp(runs))
     out = head + "\n\n" + "\n".join(lines) + "\n"
     diffs = [x["loss_abs_diff_at_start"] for x in runs if "loss_abs_diff_at_start" in x]
     if diffs:
@@ -143,7 +120,7 @@ def render_smta_train_step(runs: list[dict]) -> str:
             peak = {"peak_fraction": v.get("peak_fraction"),
                     "matmul_peak_gflop_per_s": r.get("matmul_peak_gflop_per_s")}
             cells += [f"{v['flops_per_step'] / 1e9:.1f}",
-                      _rate_and_share(v.get("gflop_per_s"), peak)]
+                      rate_and_share(v.get("gflop_per_s"), peak)]
         cells += [f"{v['vs_torch']:.2f}x"] if torch else []
         lines.append("| " + " | ".join(cells) + " |")
     if torch:
@@ -164,7 +141,7 @@ def render_smta_train_step(runs: list[dict]) -> str:
                if flops else "")
             + (f"; the process could run on {r['cpus_available']} of the cores"
                if r.get("cpus_available", r["cores"]) < r["cores"] else "") + "). "
-            + _stamp(runs))
+            + stamp(runs))
     out = head + "\n\n" + "\n".join(lines) + "\n"
     if torch and "loss_abs_diff_at_start" in r:
         threads = r["torch_threads"]
@@ -209,7 +186,7 @@ def render_input_pipeline(runs: list[dict]) -> str:
             f"({source}, batch {a['batch_size']}, {a['num_batches']} batches after 3 warm-up "
             f"batches, no tensorflow in the reader; decoding timed alone over "
             f"{a['decode_examples']} records already in memory; zlib streams inflated by "
-            f"{r.get('inflater', 'zlib')}). " + _stamp(runs))
+            f"{r.get('inflater', 'zlib')}). " + stamp(runs))
     text = head + "\n\n" + "\n".join(lines) + "\n"
     versus = r.get("vs_tf_data")
     if versus:
@@ -250,107 +227,8 @@ def _render_input_pipeline_formats_only(runs: list[dict]) -> str:
             f"--max_t={a['max_t']} --dim={a['dim']} --batch_size={a['batch_size']}` ({source}, "
             f"batch {a['batch_size']}, {a['num_batches']} batches after 3 warm-up batches, no "
             f"tensorflow in the reader; decoding timed alone over {a['decode_examples']} "
-            "records already in memory). " + _stamp(runs))
+            "records already in memory). " + stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
-
-
-def _tam_mesh(row: dict) -> str:
-    devices, fsdp = row["devices_count"], row["fsdp"]
-    if devices == 1:
-        return "1 device"
-    if fsdp == 1:
-        return f"{devices} devices, data {devices}"
-    if fsdp == devices:
-        return f"{devices} devices, fsdp {fsdp}"
-    return f"{devices} devices, data {devices // fsdp} x fsdp {fsdp}"
-
-
-def _tam_command(a: dict) -> tuple[str, str]:
-    """(the options every configuration shares, the options choosing the configuration)."""
-    common = f"python benchmarks/tam_sharded_memory.py --steps {a['steps']}"
-    common += f" --vocab {a['vocab']}" if a["vocab"] != 21128 else ""
-    common += " --remat" * bool(a["remat"]) + " --bf16" * bool(a["bf16"])
-    common += " --small" * bool(a["small"])
-    common += f" --timeout {a['timeout']:.0f}" if a.get("timeout") else ""
-    chosen = f"--model {a['model']}" if a["model"] != "both" else ""
-    chosen += f" --devices {a['devices']}" if a["devices"] != "both" else ""
-    chosen += f" --fsdp {a['fsdp']}" if a.get("fsdp") is not None else ""
-    return common, chosen.strip()
-
-
-def render_tam_sharded_memory(runs: list[dict]) -> str:
-    """The newest line per (model, devices, fsdp): one row per configuration; those that did not
-    complete say so, with the exit status under the table."""
-    newest = {(r["model"], r["devices_count"], r["fsdp"]): r for r in runs}
-    order = {"finetune": 0, "pretrain": 1}
-    rows = sorted(newest.values(), key=lambda r: (order.get(r["model"], 2), r["model"],
-                                                  r["devices_count"], r["fsdp"]))
-    params = {r["model"]: r["params"] for r in rows if "params" in r}
-    single = {r["model"]: r for r in rows if "params" in r and r["devices_count"] == 1}
-
-    def mib(n: int) -> str:
-        return f"{n / 2**20:.1f} MiB"
-
-    lines = ["| model | mesh | parameters | param + optimizer / device | XLA arguments | "
-             "XLA temporaries | compile (s) | step (s) |", "|---|---|---|---|---|---|---|---|"]
-    notes, ratios = [], []
-    for r in rows:
-        count = f"{params[r['model']] / 1e6:.1f} M" if r["model"] in params else "-"
-        if "error" in r:
-            lines.append(f"| {r['model']} | {_tam_mesh(r)} | {count} | did not complete | - | "
-                         "- | - | - |")
-            note = f"{r['model']}, {_tam_mesh(r)}: {r['error']}"
-            one = single.get(r["model"])
-            if "out-of-memory" in r["error"] and one and r["fsdp"] == 1:
-                state = one["param_and_optimizer_bytes_per_device"] / 2**30
-                note += (f"; {r['devices_count']} replicated copies of the 1-device row's "
-                         f"{state:.1f} GiB of parameter + optimizer state alone are "
-                         f"{r['devices_count'] * state:.1f} GiB, before temporaries, and all "
-                         f"simulated devices share the host's {r['memory_gib']} GiB")
-            notes.append(note)
-            continue
-        lines.append(f"| {r['model']} | {_tam_mesh(r)} | {count} | "
-                     f"{mib(r['param_and_optimizer_bytes_per_device'])} | "
-                     f"{mib(r['xla_argument_bytes'])} | {mib(r['xla_temp_bytes'])} | "
-                     f"{r['compile_s']:.1f} | {r['step_s']:.1f} |")
-        one = single.get(r["model"])
-        if one and r["devices_count"] > 1 and r["fsdp"] == r["devices_count"]:
-            a = one["param_and_optimizer_bytes_per_device"]
-            b = r["param_and_optimizer_bytes_per_device"]
-            ratios.append(f"{r['model']} {a / 2**20:.0f} -> {b / 2**20:.0f} MiB, "
-                          f"{a / b:.1f}x with `mesh.fsdp={r['fsdp']}`")
-    last = rows[-1]
-    s = next((r["sizes"] for r in reversed(rows) if "sizes" in r), None)
-    commands = list(dict.fromkeys(_tam_command(r["arguments"]) for r in rows))
-    if len(commands) == 1:
-        head = "`" + " ".join(commands[0]).strip() + "`"
-    elif len({c for c, _ in commands}) == 1:
-        head = (f"`{commands[0][0]}`, run once per configuration with "
-                + ", ".join(f"`{x}`" for _, x in commands))
-    else:
-        head = "Run as " + ", ".join("`" + " ".join(c).strip() + "`" for c in commands)
-    if s:
-        f = s["features"]
-        head += (f" (d = {s['width']}, {s['layers']} CTM layers, {s['heads']} heads, T = "
-                 f"{s['segments']} segments x {len(f)} streams of "
-                 + " / ".join(str(d) for d in f.values())
-                 + f"-d features, batch {s['batch']}; pretrain adds the {s['decoder_layers']}"
-                 f"-layer video-TSC decoder, {s['comments']} comments of {s['words']} words per "
-                 f"video and a {s['vocab']:,}-word vocabulary; "
-                 + ("bfloat16" if last.get("bf16") else "float32")
-                 + (", remat" if last.get("remat") else ", no remat")
-                 + f"; step time is the mean of {last['arguments']['steps']} "
-                 + ("step" if last["arguments"]["steps"] == 1 else "steps")
-                 + " after one warm-up step)")
-    minutes = sum(r.get("wall_minutes", 0.0) for r in rows)
-    head += f"; {minutes:.1f} min wall time in all. " + _stamp(rows)
-    out = head + "\n\n" + "\n".join(lines) + "\n"
-    if ratios:
-        out += ("\nParameter + optimizer bytes per device, 1 device -> fsdp: "
-                + "; ".join(ratios) + ".\n")
-    if notes:
-        out += "\nDid not complete: " + "; ".join(notes) + ".\n"
-    return out
 
 
 def render_extraction(runs: list[dict]) -> str:
@@ -374,7 +252,7 @@ def render_extraction(runs: list[dict]) -> str:
             f"faces and a subtitle file each; median of {r['arguments'].get('rounds', 1)} "
             f"alternating rounds on {r['cpus_available']} available cores; worker start-up "
             f"included in the runs). Slowest stage: {slow['tam']} (`tam`), {slow['perr']} "
-            "(`perr`). " + _stamp(runs))
+            "(`perr`). " + stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -396,7 +274,7 @@ def render_avcpnet_input_pipeline(runs: list[dict]) -> str:
             f"clip, batch {r['batch']}; steady state after worker start-up; the demo-size "
             f"AV-CPNet train step consumes {r['train_step_clips_per_s']:.1f} clips/s in the "
             f"same run, on {r['cpus_available']} available cores; median of "
-            f"{r['arguments'].get('rounds', 1)} alternating rounds). " + _stamp(runs))
+            f"{r['arguments'].get('rounds', 1)} alternating rounds). " + stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -413,14 +291,14 @@ def render_avcpnet_train_step(runs: list[dict]) -> str:
         theirs = r.get("backbone_torchvision_clips_per_s")
         lines.append(
             f"| {size} | {r['batch']} | {r['clips_per_s']:.2f} | {r['compile_s']:.0f} | "
-            f"{_flops(r) / 1e9:.1f} | {_rate_and_share(r.get('gflop_per_s'), r)} | "
+            f"{flops_per_step(r) / 1e9:.1f} | {rate_and_share(r.get('gflop_per_s'), r)} | "
             f"{r['backbone_ours_clips_per_s']:.2f} / "
             + (f"{theirs:.2f} | {r['backbone_ratio']:.2f}x |" if theirs
                else "not measured | - |"))
     head = ("`PYTHONPATH=. python benchmarks/avcpnet_train_step.py --size demo|paper` (AdamW, "
             "EP-CE over three heads; the backbone rows time forward + backward of the visual "
             "backbone alone on the B x s segment clips, torch using every available core; "
-            "median of alternating rounds; " + _flops_source(runs) + "). " + _stamp(runs))
+            "median of alternating rounds; " + flops_source(runs) + "). " + stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -450,36 +328,7 @@ def render_ctm_train_step(runs: list[dict]) -> str:
             f"rounds of {a['steps']} " + ("step" if a["steps"] == 1 else "steps")
             + " after one warm-up step; GFLOP/step by `jaxaffect.perf.count_flops`, XLA's "
             "cost analysis counting the scanned layer once; the share is of a float32 matmul's "
-            "rate measured before each round, median over rounds). " + _stamp(runs))
-    return head + "\n\n" + "\n".join(lines) + "\n"
-
-
-BEAM_BUILDS = {"in_process": "in process (the default)",
-               "beam_1": "Beam DirectRunner, 1 worker process",
-               "beam_2": "Beam DirectRunner, 2 worker processes"}
-
-
-def render_beam_build(runs: list[dict]) -> str:
-    """The newest run: one row per way of building, rates against the in-process build."""
-    r = runs[-1]
-    lines = ["| build | comments/s | videos/s | build (s) | rate x in process |",
-             "|---|---|---|---|---|"]
-    for kind, label in BEAM_BUILDS.items():
-        ratio = 1.0 if kind == "in_process" else r["ratio_to_in_process"][kind]
-        lines.append(f"| {label} | {r['comments_per_s'][kind]:,.0f} | "
-                     f"{r['videos_per_s'][kind]:.1f} | {r['build_s'][kind]:.0f} | "
-                     f"{ratio:.2f}x |")
-    a = r["arguments"]
-    written = (f"; `jaxaffect synthesize tsc` wrote them at {r['synthesize_videos_per_s']:.0f} "
-               "videos/s" if r.get("synthesize_videos_per_s") else "")
-    head = (f"`PYTHONPATH=. python benchmarks/beam_build.py --num_videos {a['num_videos']}` "
-            f"({r['num_videos']:,} synthetic comment videos, {r['danmaku_rows']:,} danmaku rows "
-            f"(comments), {r['examples']:,} examples{written}; `jaxaffect build bilibili_tsc "
-            "--builder_config custom` to TFRecord, each build into a fresh folder, start-up "
-            "included; the Beam builds run `--direct_running_mode=multi_processing`; median of "
-            f"{a['rounds']} alternating round{'s' * (a['rounds'] != 1)} on "
-            f"{r['cpus_available']} available cores; apache-beam {r['apache_beam']}; all builds "
-            "gave the same metadata and dead-letter list). " + _stamp(runs))
+            "rate measured before each round, median over rounds). " + stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -494,6 +343,7 @@ RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "smta_train_step": render_smta_train_step,
     "input_pipeline": render_input_pipeline,
     "tam_sharded_memory": render_tam_sharded_memory,
+    "tam_pod_memory": render_tam_pod_memory,
 }
 
 
