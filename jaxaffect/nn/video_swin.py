@@ -135,6 +135,30 @@ def shifted_window_mask(size: Sequence[int], window: Sequence[int],
     return win[:, :, None] == win[:, None, :]
 
 
+@jax.custom_vjp
+def add_window_bias(logits: Array, bias: Array) -> Array:
+    """``logits [B, nW, H, N, N] + bias [H, N, N]`` (the same bias for every window).
+
+    The bias gradient sums ``B * nW`` windows; written as a product with a ones vector it runs
+    as one matrix-vector product, where XLA's CPU reduction of the broadcast's transpose took
+    far longer than the attention products themselves.
+    """
+    return logits + bias
+
+
+def _add_window_bias_fwd(logits: Array, bias: Array) -> tuple[Array, None]:
+    return logits + bias, None
+
+
+def _add_window_bias_bwd(_: None, g: Array) -> tuple[Array, Array]:
+    rows = g.reshape(-1, g.shape[-3] * g.shape[-2] * g.shape[-1])
+    ones = jnp.ones((rows.shape[0],), rows.dtype)
+    return g, jnp.dot(ones, rows, precision=jax.lax.Precision.HIGHEST).reshape(g.shape[-3:])
+
+
+add_window_bias.defvjp(_add_window_bias_fwd, _add_window_bias_bwd)
+
+
 def drop_path(x: Array, rate: float, rng: Array) -> Array:
     """Per-sample stochastic depth: zero whole examples with probability ``rate``, scale the
     kept ones by ``1 / (1 - rate)``."""
@@ -174,21 +198,25 @@ class WindowAttention3D(nn.Module):
         n, heads = windows.shape[2], self.num_heads
         qkv = nn.Dense(3 * c, dtype=self.dtype, kernel_init=_init, name="qkv")(windows)
         qkv = qkv.reshape(*qkv.shape[:-1], 3, heads, c // heads)  # [B, nW, N, 3, heads, dh]
-        q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
-        logits = jnp.einsum("bwqhd,bwkhd->bwhqk", q, k, preferred_element_type=jnp.float32)
+        # heads before tokens once for q, k and v (one transpose), so both attention products
+        # are plain batched matmuls over (B, nW, heads)
+        qkv = qkv.transpose(3, 0, 1, 4, 2, 5)  # [3, B, nW, heads, N, dh]
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        logits = jnp.einsum("bwhqd,bwhkd->bwhqk", q, k, preferred_element_type=jnp.float32)
         logits = logits * (c // heads) ** -0.5
         table = self.param("relative_position_bias_table", _init,
                            ((2 * full[0] - 1) * (2 * full[1] - 1) * (2 * full[2] - 1), heads))
         index = relative_position_index(full)[:n, :n]  # the reference's slice when shrunk
         bias = jnp.asarray(table, jnp.float32)[index.reshape(-1)].reshape(n, n, heads)
-        logits = logits + bias.transpose(2, 0, 1)
+        logits = add_window_bias(logits, bias.transpose(2, 0, 1))
         if any(shift):  # compared in the graph: [nW, N] labels, not an [nW, N, N] constant
             labels = jnp.asarray(window_labels(size, win, shift))
             mask = (labels[:, :, None] == labels[:, None, :])[:, None]  # [nW, 1, N, N]
         else:
             mask = jnp.ones((1, 1, 1, 1), bool)
         weights = masked_softmax(logits, mask)
-        out = jnp.einsum("bwhqk,bwkhd->bwqhd", weights.astype(v.dtype), v)
+        out = jnp.einsum("bwhqk,bwhkd->bwhqd", weights.astype(v.dtype), v)
+        out = out.transpose(0, 1, 3, 2, 4)  # [B, nW, N, heads, dh]
         out = out.reshape(*out.shape[:3], c)
         out = nn.Dense(c, dtype=self.dtype, kernel_init=_init, name="proj")(out)
         x = window_reverse(out, win, size)

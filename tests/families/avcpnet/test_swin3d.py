@@ -204,6 +204,28 @@ def test_window_attention_against_loop_reference(shape, window, shift, jit):
     np.testing.assert_allclose(np.asarray(got), ref, atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_window_bias_gradient_equals_the_broadcast_sums(jit):
+    """`add_window_bias` (its bias gradient one matrix-vector product) gives the plain
+    broadcast sum's value and gradients: numpy sums over batch and windows as reference."""
+    rng = np.random.default_rng(3)
+    logits = jnp.asarray(rng.standard_normal((2, 3, 4, 5, 5)), jnp.float32)
+    bias = jnp.asarray(rng.standard_normal((4, 5, 5)), jnp.float32)
+    weight = rng.standard_normal((2, 3, 4, 5, 5)).astype(np.float32)
+
+    def loss(fn):
+        return lambda lg, b: jnp.sum(fn(lg, b) ** 2 * weight)
+
+    grad = jax.grad(loss(S.add_window_bias), argnums=(0, 1))
+    got = _maybe_jit(grad, jit)(logits, bias)
+    upstream = 2 * (np.asarray(logits) + np.asarray(bias)) * weight  # d loss / d sum
+    np.testing.assert_allclose(np.asarray(got[0]), upstream, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(got[1]), upstream.sum(axis=(0, 1)), rtol=1e-5,
+                               atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(_maybe_jit(S.add_window_bias, jit)(logits, bias)),
+                                  np.asarray(logits + bias))
+
+
 # ------------------------------------------------------------------------------------------
 # The model
 # ------------------------------------------------------------------------------------------
