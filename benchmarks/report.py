@@ -248,11 +248,15 @@ def render_extraction(runs: list[dict]) -> str:
         cells = [f"{stages[k][stage]:.1f}" if stage in stages[k] else "-" for k in ("tam", "perr")]
         lines.append(f"| {stage} | {cells[0]} | {cells[1]} |")
     slow = r["slowest_stage"]
-    head = ("`PYTHONPATH=. python benchmarks/extraction.py` (" + r["clip"] + ", a tone, two "
-            f"faces and a subtitle file each; median of {r['arguments'].get('rounds', 1)} "
-            f"alternating rounds on {r['cpus_available']} available cores; worker start-up "
-            f"included in the runs). Slowest stage: {slow['tam']} (`tam`), {slow['perr']} "
-            "(`perr`). " + stamp(runs))
+    a = r["arguments"]
+    options = "".join(f" --{k} {a[k]:g}" for k, default in (("videos", 8), ("seconds", 10.0),
+                                                             ("rounds", 2))
+                      if k in a and a[k] != default)
+    head = (f"`PYTHONPATH=. python benchmarks/extraction.py{options}` ({r['clip']}, a tone, "
+            f"two faces and a subtitle file each; median of {a.get('rounds', 1)} alternating "
+            f"rounds on {r['cpus_available']} available cores; worker start-up included in the "
+            f"runs). Slowest stage: {slow['tam']} (`tam`), {slow['perr']} (`perr`). "
+            + stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 

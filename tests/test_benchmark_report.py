@@ -270,3 +270,19 @@ def test_lirec_renders_ours_against_the_authors_code(tmp_path):
     assert "median of 5 alternating rounds" in text and "differ by at most 1.9e-06" in text
     assert "did not measure the authors' code: no --authors_code given" in text
     assert "`configs/lirec/interactions.py:modalities=visual+text+tracks,released`" in text
+
+
+def test_extraction_block_names_the_options_it_ran_with():
+    run = {"benchmark": "extraction", "commit": "c", "cpu": "CPU", "cores": 2, "jax": "0.x",
+           "arguments": {"videos": 8, "seconds": 20.0, "rounds": 2}, "cpus_available": 2,
+           "clip": "8 x 20 s", "run_video_s_per_s": {"tam_1": 20.0, "tam_2": 30.0,
+                                                     "perr_1": 9.0},
+           "scaling_2_workers": 1.5, "slowest_stage": {"tam": "visual", "perr": "faces"},
+           "stage_video_s_per_s": {"tam": {"visual": 40.0}, "perr": {"faces": 18.0}}}
+    block = report.render_extraction([run])
+    assert block.startswith("`PYTHONPATH=. python benchmarks/extraction.py --seconds 20` (8 x 20 s")
+    assert "| `extract tam`, 2 workers | 30.00 (1.50x 1 worker) |" in block
+    assert "| faces | - | 18.0 |" in block
+    run["arguments"] = {"videos": 8, "seconds": 10.0, "rounds": 2}  # the defaults: no options
+    assert report.render_extraction([run]).startswith(
+        "`PYTHONPATH=. python benchmarks/extraction.py` (")
