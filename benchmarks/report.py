@@ -150,6 +150,15 @@ def render_smta_train_step(runs: list[dict]) -> str:
                 f"{r['loss_abs_diff_at_start']:.1e} there.\n")
     elif flops and not torch:
         out += "\nEager PyTorch was not measured in this run (torch not importable).\n"
+    default = next((v for v in r["variants"] if v["variant"] == "smta/transformer"), None)
+    if torch and default and default.get("matmul_flops_per_step") and r.get(
+            "matmul_peak_gflop_per_s"):
+        # the matmul rate the default variant's step would need to run at twice PyTorch's rate
+        need = 2 * torch / s["batch"] * default["matmul_flops_per_step"] / 1e9
+        out += (f"\nTwice eager PyTorch's rate with the default variant's matrix products "
+                f"would need {need:.0f} GFLOP/s of them for the whole step, "
+                f"{need / r['matmul_peak_gflop_per_s']:.0%} of the matmul rate measured in "
+                f"this run (the step reaches {default['peak_fraction']:.0%}).\n")
     return out
 
 

@@ -100,6 +100,16 @@ def test_smta_renders_the_newest_run_against_eager_pytorch(tmp_path):
     assert "| eager PyTorch (`benchmarks/torch_smta.py`) | - | 2000 | 8.0 | - | - | 1.00x |" in text
     assert "91.6" not in text and "batch 16" in text and "median of 5 alternating rounds" in text
     assert "differ by 2.0e-06" in text and "torch 2.x" in text
+    assert "Twice eager PyTorch" not in text  # lines without the matrix-product count
+
+
+def test_smta_says_what_twice_pytorch_would_need():
+    run = _smta("new", 1.0)
+    run["variants"][0]["matmul_flops_per_step"] = 108e9
+    text = report.render_smta_train_step([run])
+    # 2 x 8 examples/s / batch 16 x 108 GFLOP per step = 108 GFLOP/s; 108 / 150.2 = 72%
+    assert ("would need 108 GFLOP/s of them for the whole step, 72% of the matmul rate measured "
+            "in this run (the step reaches 42%).") in text
 
 
 def test_smta_without_torch_says_it_was_not_measured(tmp_path):
