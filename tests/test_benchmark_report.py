@@ -296,3 +296,68 @@ def test_extraction_block_names_the_options_it_ran_with():
     run["arguments"] = {"videos": 8, "seconds": 10.0, "rounds": 2}  # the defaults: no options
     assert report.render_extraction([run]).startswith(
         "`PYTHONPATH=. python benchmarks/extraction.py` (")
+
+
+# --- scaling benchmarks (benchmarks/report_scaling.py)
+def _beam_run(commit: str, in_process: float, beam_2: float) -> dict:
+    walls = {"in_process": in_process, "beam_1": 2 * beam_2, "beam_2": beam_2}
+    return _stamped("beam_build", commit, **{
+            "arguments": {"num_videos": 10000, "rounds": 1}, "apache_beam": "2.x",
+            "num_videos": 10000, "danmaku_rows": 660000, "examples": 59000,
+            "synthesize_videos_per_s": 80.0, "build_s": walls,
+            "comments_per_s": {k: 660000 / v for k, v in walls.items()},
+            "videos_per_s": {k: 10000 / v for k, v in walls.items()},
+            "ratio_to_in_process": {k: in_process / walls[k] for k in ("beam_1", "beam_2")},
+            "cpus_available": 2})
+
+
+def test_beam_build_block(tmp_path):
+    runs = [_beam_run("old", 999.0, 999.0), _beam_run("new", 400.0, 250.0)]
+    text = _render(tmp_path, "beam_build", runs)
+    assert "| Beam DirectRunner, 2 worker processes | 2,640 | 40.0 | 250 | 1.60x |" in text
+    assert "| in process (the default) | 1,650 | 25.0 | 400 | 1.00x |" in text
+    assert "--num_videos 10000" in text and "Commit `new`" in text and "999" not in text
+    assert "wrote them at 80 videos/s" in text and "1 alternating round on" in text
+
+
+POD_GIB = 2**30
+POD_SIZES = {"layers": 24, "decoder_layers": 16, "width": 1024, "heads": 16, "vocab": 50000,
+         "batch": 256, "segments": 64, "comments": 32, "words": 16, "max_masked": 128,
+         "dtype": "bfloat16", "remat": True}
+
+
+def _pod_line(commit: str, part: str, devices: int, **row) -> dict:
+    args = {"part": part, "devices": str(devices), "vocab": 50000, "batch": 256,
+            "budgets_gib": [16.0, 95.0], "small": False, "timeout": 3000.0}
+    return _stamped("tam_pod_memory", commit, wall_minutes=2.0, arguments=args,
+                    devices_count=devices, **({"part": part} if "error" not in row else {}),
+                    **row)
+
+
+def _pod_memory(commit: str, devices: int, mesh: list[int], peak_gib: float) -> dict:
+    return _pod_line(commit, "memory", devices, mesh=mesh, params=852_000_000,
+                 param_bytes_per_device=int(3 * POD_GIB / devices),
+                 optimizer_bytes_per_device=int(6 * POD_GIB / devices), xla_temp_bytes=int(POD_GIB),
+                 peak_bytes_estimate=int(peak_gib * POD_GIB), compile_s=20.0, sizes=POD_SIZES)
+
+
+def test_pod_memory_block(tmp_path):
+    runs = [_pod_memory("old", 1, [1, 1, 1], 1.0),
+            _pod_memory("new", 1, [1, 1, 1], 61.0),
+            _pod_memory("new", 8, [8, 1, 1], 19.0), _pod_memory("new", 8, [1, 8, 1], 9.0),
+            _pod_memory("new", 64, [1, 16, 4], 2.5),
+            _pod_line("new", "fit", 64, mesh=[1, 16, 4], budget_bytes=16 * POD_GIB,
+                  largest_fitting={"layers": 40, "width": 4096, "params": 9_100_000_000,
+                                   "peak_bytes_estimate": int(14.2 * POD_GIB)},
+                  next_size_peak_bytes=int(20.5 * POD_GIB), ladder_exhausted=False),
+            _pod_line("new", "fit", 64, error="timed out", stderr_tail="")]
+    text = _render(tmp_path, "tam_pod_memory", runs)
+    assert "| 1 | 1 x 1 x 1 | 3.00 | 6.00 | 1.00 | 61.00 | 20 |" in text
+    assert "| 8 | 1 x 8 x 1 | 0.38 | 0.75 | 1.00 | 9.00 | 20 |" in text
+    assert ("One device would need an estimated 61.00 GiB for this step; 16 GiB per device: "
+            "the fewest devices that fit are 8 (mesh 1 x 8 x 1); 95 GiB per device: the fewest "
+            "devices that fit are 1 (mesh 1 x 1 x 1).") in text
+    assert "| 16 GiB | 1 x 16 x 4 | 40 x 4096 | 9.10 B | 14.20 | 20.50 |" in text
+    assert "Did not complete: fit on 64 devices (timed out)." in text
+    assert "`--part memory --devices 1 --timeout 3000`" in text and "Commit `new`" in text
+    assert "| 3.00 | 6.00 | 1.00 | 1.00 |" not in text  # the old commit's line is not rendered
