@@ -322,8 +322,8 @@ def test_beam_build_block(tmp_path):
 
 POD_GIB = 2**30
 POD_SIZES = {"layers": 24, "decoder_layers": 16, "width": 1024, "heads": 16, "vocab": 50000,
-         "batch": 256, "segments": 64, "comments": 32, "words": 16, "max_masked": 128,
-         "dtype": "bfloat16", "remat": True}
+             "batch": 256, "segments": 64, "comments": 32, "words": 16, "max_masked": 128,
+             "dtype": "bfloat16", "remat": True}
 
 
 def _pod_line(commit: str, part: str, devices: int, **row) -> dict:
