@@ -59,10 +59,14 @@ def check_run_config(config: ml_collections.ConfigDict) -> None:
 STATE_FINITE = "state_finite"  # a train-step output checked on the host, not logged
 
 
+def _float_leaves(tree: Any) -> list:
+    return [x for x in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+
+
 def all_finite(tree: Any) -> jax.Array:
     """True when every floating-point leaf of `tree` is finite."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    leaves = [jnp.all(jnp.isfinite(x)) for x in _float_leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
@@ -74,9 +78,16 @@ def sum_is_finite(tree: Any) -> jax.Array:
     non-finite, so True means every element is finite. False can also mean a sum that overflowed
     over finite elements; the caller then asks `all_finite`.
     """
-    sums = [jnp.sum(x, dtype=jnp.float32) for x in jax.tree_util.tree_leaves(tree)
-            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    sums = [jnp.sum(x, dtype=jnp.float32) for x in _float_leaves(tree)]
     return jnp.isfinite(jnp.sum(jnp.stack(sums))) if sums else jnp.asarray(True)
+
+
+_all_finite_jitted = jax.jit(all_finite)
+
+
+def state_is_finite(state: Any) -> bool:
+    """Every element of a TrainState's parameters and optimizer state is finite (exact)."""
+    return bool(_all_finite_jitted((state.params, state.opt_state)))
 
 
 def batch_ids(batch: dict, host_keys: tuple[str, ...], limit: int = 8) -> str:
@@ -160,7 +171,6 @@ class Setup:
         self._init = init
         init_rng = jax.random.fold_in(jax.random.key(config.seed), 0)
         self.init_rng = init_rng
-        self._all_finite = None  # jit(all_finite), made on first use
         self.abstract_state = jax.eval_shape(init, init_rng)
         self.state_shardings = shd.tree_shardings(self.abstract_state, self.mesh,
                                                   config.mesh.get("min_shard_size", 2**12),
@@ -220,7 +230,7 @@ class Setup:
             metrics["grad_norm"] = optax.global_norm(grads)
             metrics["learning_rate"] = schedule(state.step)
             # Screened here (one sum per leaf) so that a non-finite state is never checkpointed;
-            # the host confirms a failed screen with `all_finite` (Setup.state_is_finite).
+            # the host confirms a failed screen with `state_is_finite`.
             metrics[STATE_FINITE] = sum_is_finite((params, opt_state)).astype(jnp.float32)
             return TrainState(state.step + 1, params, opt_state), metrics
 
@@ -229,12 +239,6 @@ class Setup:
                                      shd.replicated(self.mesh)),
                        out_shardings=(self.state_shardings, shd.replicated(self.mesh)),
                        donate_argnums=(0,))
-
-    def state_is_finite(self, state: TrainState) -> bool:
-        """Every element of the parameters and optimizer state is finite (exact, one pass)."""
-        if self._all_finite is None:
-            self._all_finite = jax.jit(all_finite)
-        return bool(self._all_finite((state.params, state.opt_state)))
 
     def make_predict_step(self):
         task, model, sharded_activations = self.task, self.model, self.activation_sharding
@@ -515,7 +519,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             state_finite = metrics.pop(STATE_FINITE) > 0.5
             if not state_finite and math.isfinite(metrics["loss"]):
-                state_finite = setup.state_is_finite(state)  # the screen's sum overflowed?
+                state_finite = state_is_finite(state)  # the screen's sum overflowed?
             step += 1
             if not (math.isfinite(metrics["loss"]) and state_finite):
                 writer.write(step, {"train/loss": metrics["loss"], "error": "non-finite"})

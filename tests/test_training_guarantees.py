@@ -200,3 +200,9 @@ def test_the_state_screen_catches_every_non_finite_element(size, bad):
         assert bool(screen(finite)) and bool(all_finite(finite))
     huge = {"a": np.full(size + 1, 3e38, np.float32)}  # finite, sum overflows
     assert not bool(sum_is_finite(huge)) and bool(all_finite(huge))
+    # the trainer's confirmation of a failed screen, on a state
+    from jaxaffect.train import TrainState, state_is_finite
+
+    assert state_is_finite(TrainState(step=np.int32(1), params=huge, opt_state=huge))
+    broken = {"a": np.array([1.0, np.nan], np.float32)}
+    assert not state_is_finite(TrainState(step=np.int32(1), params=huge, opt_state=broken))
