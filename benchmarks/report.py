@@ -23,7 +23,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling report_* modules
 
-from report_common import flops_per_step, flops_source, rate_and_share, stamp  # noqa: E402
+from report_common import (  # noqa: E402
+    flops_per_step,
+    flops_source,
+    non_default_options,
+    rate_and_share,
+    stamp,
+)
 from report_scaling import (  # noqa: E402
     render_beam_build,
     render_tam_pod_memory,
@@ -165,6 +171,30 @@ def render_smta_train_step(runs: list[dict]) -> str:
 PIPELINE_FORMATS = {"tfrecord": "TFRecord (default)", "array_record": "ArrayRecord"}
 
 
+def _pipeline_formats_table(formats: list[dict], ours: bool) -> list[str]:
+    """One row per file format; `ours`: runs that also timed our decoder (3 decimals), older
+    runs timed TFDS's alone (2 decimals)."""
+    decoding = ("decoding alone, TFDS `deserialize_example_np` (ms/example) | decoding alone, "
+                "ours (ms/example)" if ours else "`deserialize_example_np` alone (ms/example)")
+    lines = ["| format | train (shuffled) examples/s | eval examples/s | train ms/example | "
+             f"{decoding} | build (s) | split index pass (s) |",
+             "|---|---|---|---|---|---|---|" + "---|" * ours]
+    for f in formats:
+        build = "-" if f.get("build_s") is None else f"{f['build_s']:.1f}"
+        decode = (f"{f['decode_ms_per_example']:.3f} | {f['decoder_ms_per_example']:.3f}" if ours
+                  else f"{f['decode_ms_per_example']:.2f}")
+        lines.append(f"| {PIPELINE_FORMATS.get(f['format'], f['format'])} | "
+                     f"{f['train_examples_per_s']:,.0f} | {f['eval_examples_per_s']:,.0f} | "
+                     f"{1e3 / f['train_examples_per_s']:.2f} | {decode} | {build} | "
+                     f"{f['index_s']:.1f} |")
+    return lines
+
+
+def _pipeline_source(a: dict) -> str:
+    return (f"{a['num_clips']:,} random clips, 5 streams of {a['dim']}-d, T up to {a['max_t']}"
+            if not a.get("builder_dir") else "existing builds")
+
+
 def render_input_pipeline(runs: list[dict]) -> str:
     """The newest run: one row per file format, then (runs that measured it) ours against
     plain tf.data per number of cores."""
@@ -172,22 +202,10 @@ def render_input_pipeline(runs: list[dict]) -> str:
     if "vs_tf_data" not in r and "decoder_ms_per_example" not in r["formats"][0]:
         return _render_input_pipeline_formats_only(runs)
     a = r["arguments"]
-    lines = ["| format | train (shuffled) examples/s | eval examples/s | train ms/example | "
-             "decoding alone, TFDS `deserialize_example_np` (ms/example) | decoding alone, "
-             "ours (ms/example) | build (s) | split index pass (s) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for f in r["formats"]:
-        build = "-" if f.get("build_s") is None else f"{f['build_s']:.1f}"
-        lines.append(f"| {PIPELINE_FORMATS.get(f['format'], f['format'])} | "
-                     f"{f['train_examples_per_s']:,.0f} | {f['eval_examples_per_s']:,.0f} | "
-                     f"{1e3 / f['train_examples_per_s']:.2f} | "
-                     f"{f['decode_ms_per_example']:.3f} | {f['decoder_ms_per_example']:.3f} | "
-                     f"{build} | {f['index_s']:.1f} |")
-    source = (f"{a['num_clips']:,} random clips, 5 streams of {a['dim']}-d, T up to "
-              f"{a['max_t']}" if not a.get("builder_dir") else "existing builds")
-    options = "".join(f" --{k}={a[k]}" for k, default in (("num_batches", 40), ("rounds", 7),
-                                                          ("decode_examples", 500))
-                      if a.get(k, default) != default)
+    lines = _pipeline_formats_table(r["formats"], ours=True)
+    source = _pipeline_source(a)
+    options = non_default_options(a, {"num_batches": 40, "rounds": 7, "decode_examples": 500},
+                                  sep="=")
     if a.get("cores", [1, 2]) != [1, 2]:
         options += " --cores " + " ".join(str(c) for c in a["cores"])
     head = (f"`python benchmarks/input_pipeline.py --num_clips={a['num_clips']} "
@@ -221,17 +239,8 @@ def _render_input_pipeline_formats_only(runs: list[dict]) -> str:
     """Runs from before the comparison with tf.data: one row per file format."""
     r = runs[-1]
     a = r["arguments"]
-    lines = ["| format | train (shuffled) examples/s | eval examples/s | train ms/example | "
-             "`deserialize_example_np` alone (ms/example) | build (s) | split index pass (s) |",
-             "|---|---|---|---|---|---|---|"]
-    for f in r["formats"]:
-        build = "-" if f.get("build_s") is None else f"{f['build_s']:.1f}"
-        lines.append(f"| {PIPELINE_FORMATS.get(f['format'], f['format'])} | "
-                     f"{f['train_examples_per_s']:,.0f} | {f['eval_examples_per_s']:,.0f} | "
-                     f"{1e3 / f['train_examples_per_s']:.2f} | "
-                     f"{f['decode_ms_per_example']:.2f} | {build} | {f['index_s']:.1f} |")
-    source = (f"{a['num_clips']:,} random clips, 5 streams of {a['dim']}-d, T up to "
-              f"{a['max_t']}" if not a.get("builder_dir") else "existing builds")
+    lines = _pipeline_formats_table(r["formats"], ours=False)
+    source = _pipeline_source(a)
     head = (f"`python benchmarks/input_pipeline.py --num_clips={a['num_clips']} "
             f"--max_t={a['max_t']} --dim={a['dim']} --batch_size={a['batch_size']}` ({source}, "
             f"batch {a['batch_size']}, {a['num_batches']} batches after 3 warm-up batches, no "
@@ -258,9 +267,7 @@ def render_extraction(runs: list[dict]) -> str:
         lines.append(f"| {stage} | {cells[0]} | {cells[1]} |")
     slow = r["slowest_stage"]
     a = r["arguments"]
-    options = "".join(f" --{k} {a[k]:g}" for k, default in (("videos", 8), ("seconds", 10.0),
-                                                             ("rounds", 2))
-                      if k in a and a[k] != default)
+    options = non_default_options(a, {"videos": 8, "seconds": 10.0, "rounds": 2})
     head = (f"`PYTHONPATH=. python benchmarks/extraction.py{options}` ({r['clip']}, a tone, "
             f"two faces and a subtitle file each; median of {a.get('rounds', 1)} alternating "
             f"rounds on {r['cpus_available']} available cores; worker start-up included in the "

@@ -33,3 +33,13 @@ def rate_and_share(gflop_per_s: float | None, r: dict) -> str:
         return f"{gflop_per_s:.0f}"
     return (f"{gflop_per_s:.0f} ({r['peak_fraction']:.0%} of "
             f"{r['matmul_peak_gflop_per_s']:.0f})")
+
+
+def non_default_options(arguments: dict, defaults: dict, sep: str = " ") -> str:
+    """`` --name<sep>value`` for each option of `defaults` a run set to another value (an
+    option a run did not record counts as its default)."""
+    def shown(v) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return "".join(f" --{k}{sep}{shown(arguments[k])}" for k, default in defaults.items()
+                   if arguments.get(k, default) != default)

@@ -3,7 +3,7 @@ the Beam build."""
 
 from __future__ import annotations
 
-from report_common import stamp
+from report_common import non_default_options, stamp
 
 BEAM_BUILDS = {"in_process": "in process (the default)",
                "beam_1": "Beam DirectRunner, 1 worker process",
@@ -143,8 +143,7 @@ def _mesh(mesh: list[int]) -> str:
 
 def _pod_command(a: dict) -> str:
     cmd = f"--part {a['part']} --devices {a['devices']}"
-    cmd += f" --vocab {a['vocab']}" * (a["vocab"] != 50000)
-    cmd += f" --batch {a['batch']}" * (a["batch"] != 256)
+    cmd += non_default_options(a, {"vocab": 50000, "batch": 256})
     cmd += " --small" * bool(a["small"])
     cmd += f" --timeout {a['timeout']:.0f}" if a.get("timeout") else ""
     return cmd
