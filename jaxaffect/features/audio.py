@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.fft
 
 SAMPLE_RATE = 16000
 N_MFCC = 20
@@ -126,7 +127,8 @@ def mfcc_frames(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *,
     count = 1 + (padded.size - n_fft) // hop
     frames = np.lib.stride_tricks.as_strided(
         padded, (count, n_fft), (padded.strides[0] * hop, padded.strides[0]), writeable=False)
-    spectrum = np.fft.rfft(frames * _window(win, n_fft).astype(np.float32), axis=1)
+    # scipy's FFT: numpy's (2.x) takes ~7x longer over a batch of float32 frames
+    spectrum = scipy.fft.rfft(frames * _window(win, n_fft).astype(np.float32), axis=1)
     power = (spectrum.real**2 + spectrum.imag**2).T  # [bins, frames]
     mel = mel_basis(sample_rate, n_fft, n_mels) @ power
     db = 10.0 * np.log10(np.maximum(mel, 1e-10))

@@ -3,6 +3,8 @@ files."""
 
 from __future__ import annotations
 
+import io
+
 import av
 import numpy as np
 import pytest
@@ -108,6 +110,28 @@ def test_scaled_jpeg_decoding_keeps_the_short_side():
     assert media.decode_jpeg(data, 12).shape == (12, 20, 3)  # 1/8
     full = np.asarray(Image.fromarray(frame).resize((80, 48), Image.BILINEAR)).astype(int)
     assert np.abs(half.astype(int) - full).mean() < 4
+
+
+def test_jpeg_decoding_matches_pil_and_falls_back_to_it():
+    """libjpeg-turbo (simplejpeg) gives PIL's pixels for colour and greyscale JPEGs; a CMYK
+    JPEG, which it refuses, is decoded by PIL; bytes that are no JPEG raise PIL's error."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:64, 0:85]
+    frame = np.stack([xx * 3 % 256, yy * 4 % 256, (xx * yy) % 256], -1).astype(np.uint8)
+    grey = io.BytesIO()
+    Image.fromarray(frame[..., 0]).save(grey, format="JPEG", quality=90)
+    for data in (media.encode_jpeg(frame, quality=90), grey.getvalue()):
+        with Image.open(io.BytesIO(data)) as image:
+            reference = np.asarray(image.convert("RGB"))
+        np.testing.assert_array_equal(media.decode_jpeg(data), reference)
+    cmyk = io.BytesIO()
+    Image.fromarray(frame).convert("CMYK").save(cmyk, format="JPEG", quality=95)
+    with Image.open(io.BytesIO(cmyk.getvalue())) as image:
+        reference = np.asarray(image.convert("RGB"))
+    np.testing.assert_array_equal(media.decode_jpeg(cmyk.getvalue()), reference)
+    with pytest.raises(OSError):
+        media.decode_jpeg(b"\xff\xd8 not a jpeg")
 
 
 def test_resized_size_and_stride():

@@ -104,41 +104,32 @@ def crop_origin(height: int, width: int, crop: int,
     return int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
 
 
-def _resized(frame: np.ndarray, spec: ClipSpec) -> np.ndarray:
-    """The frame with its short side at `spec.resize` (when set), and at least `spec.crop`."""
-    h, w = frame.shape[:2]
-    short = max(spec.resize or min(h, w), spec.crop)
-    if short == min(h, w):
-        return frame
-    from PIL import Image
-
-    scale = short / min(h, w)
-    size = (max(short, round(w * scale)), max(short, round(h * scale)))
-    return np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
-
-
 def sample_video(jpegs, spec: ClipSpec, rng: np.random.Generator | None = None,
                  *, where: str = "") -> np.ndarray:
     """uint8 [s, T, crop, crop, 3] from a clip's JPEG frames (a sequence of bytes)."""
-    from jaxaffect.features.media import decode_jpeg
+    from jaxaffect.features.media import decode_jpeg, resized_size
+    from jaxaffect.features.resize import resize_crop
 
     idx = frame_indices(len(jpegs), spec, rng)
+    used, position = np.unique(idx, return_inverse=True)
     target = max(spec.resize, spec.crop) if spec.resize else None  # scaled JPEG decoding
-    decoded: dict[int, np.ndarray] = {}
-    for i in np.unique(idx):
+    frames = []
+    for i in used:
         try:
-            decoded[int(i)] = _resized(decode_jpeg(bytes(jpegs[int(i)]), target), spec)
+            frames.append(decode_jpeg(bytes(jpegs[int(i)]), target))
         except Exception as e:  # a damaged frame in a build: name the clip
             raise FormatError(f"{where or 'clip'}: frame {int(i)} does not decode ({e})") from e
-    h, w = decoded[int(idx[0, 0])].shape[:2]
-    y, x = crop_origin(h, w, spec.crop, rng)
+    sizes = {f.shape for f in frames}
+    if len(sizes) > 1:
+        raise FormatError(f"{where or 'clip'}: its frames differ in size ({sorted(sizes)})")
+    h, w = frames[0].shape[:2]
+    size = resized_size(h, w, max(spec.resize or min(h, w), spec.crop))
+    y, x = crop_origin(*size, spec.crop, rng)
     flip = bool(spec.flip and rng is not None and rng.random() < 0.5)
-    out = np.empty(spec.video_shape, np.uint8)
-    for j in range(spec.num_segments):
-        for t in range(spec.frames_per_snippet):
-            frame = decoded[int(idx[j, t])][y:y + spec.crop, x:x + spec.crop]
-            out[j, t] = frame[:, ::-1] if flip else frame
-    return out
+    out = resize_crop(np.stack(frames), size, y, x, spec.crop)
+    if flip:
+        out = out[:, :, ::-1]
+    return np.ascontiguousarray(out[position.reshape(-1)]).reshape(spec.video_shape)
 
 
 def mfcc(audio: np.ndarray, spec: ClipSpec) -> np.ndarray:

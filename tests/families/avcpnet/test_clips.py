@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
+from jaxaffect.errors import FormatError
 from jaxaffect.families.avcpnet import clips
 from jaxaffect.features.media import encode_jpeg
 
@@ -70,6 +73,52 @@ def test_sample_video_flips_some_training_clips_and_resizes():
     small = clips.ClipSpec(num_segments=1, snippet_frames=2, frames_per_snippet=1, crop=24,
                            resize=30)
     assert clips.sample_video(jpegs, small).shape == (1, 1, 24, 24, 3)
+
+
+def _reference_video(jpegs, spec, seed):
+    """Frame by frame with PIL: decode, resize to the short side, crop, flip (the same draws
+    from the same generator, in the same order)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    idx = clips.frame_indices(len(jpegs), spec, rng)
+    target = max(spec.resize, spec.crop) if spec.resize else None
+    frames = []
+    for i in idx.ravel():
+        with Image.open(io.BytesIO(jpegs[i])) as image:
+            if target and min(image.size) >= 2 * target:  # DCT-domain 1/2 .. 1/8
+                image.draft("RGB", tuple(-(-side * target // min(image.size))
+                                         for side in image.size))
+            frames.append(np.asarray(image.convert("RGB")))
+    h, w = frames[0].shape[:2]
+    short = max(spec.resize or min(h, w), spec.crop)
+    size = (round(w * short / min(h, w)), round(h * short / min(h, w)))
+    frames = [np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames]
+    y, x = clips.crop_origin(size[1], size[0], spec.crop, rng)
+    flip = spec.flip and rng.random() < 0.5
+    out = np.stack([f[y:y + spec.crop, x:x + spec.crop] for f in frames])
+    return (out[:, :, ::-1] if flip else out).reshape(spec.video_shape)
+
+
+@pytest.mark.parametrize("shape,resize,seed", [
+    ((30, 44), 24, 0), ((30, 44), 24, 1), ((30, 44), 40, 2), ((30, 44), 0, 3),
+    ((64, 88), 24, 4), ((100, 72), 22, 5)])  # the last two decode at 1/2 and 1/4 first
+def test_sample_video_matches_a_frame_by_frame_reference(shape, resize, seed):
+    rng = np.random.default_rng(seed)
+    jpegs = [encode_jpeg(rng.integers(0, 256, shape + (3,)).astype(np.uint8), quality=95)
+             for _ in range(18)]
+    spec = clips.ClipSpec(num_segments=3, snippet_frames=6, frames_per_snippet=3, crop=20,
+                          resize=resize)
+    got = clips.sample_video(jpegs, spec, np.random.default_rng(seed))
+    want = _reference_video(jpegs, spec, seed)
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # PIL rounds between passes
+
+
+def test_sample_video_refuses_frames_of_different_sizes():
+    jpegs = [encode_jpeg(np.zeros((20 + i % 3 * 2, 28, 3), np.uint8)) for i in range(18)]
+    with pytest.raises(FormatError, match="clip7: its frames differ in size"):
+        clips.sample_video(jpegs, SPEC, where="clip7")
 
 
 def test_fit_length_crops_centre_or_repeats():
