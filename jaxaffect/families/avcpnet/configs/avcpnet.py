@@ -105,6 +105,7 @@ def build(a: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.data.builder_dir = ""  # explicit prepared-dataset folder; overrides data_dir/name
     c.data.validation_fraction = 0.1  # carved from train only when the build has no validation
     c.data.workers = 0  # grain worker processes decoding clips (0: in the training process)
+    c.data.worker_buffer = 4  # batches each worker may hold ready (grain's default is 1)
     # Sec. 4.1: s segments, a snippet of k consecutive frames in each, T frames from it
     c.data.num_segments = 4 if paper else 2  # s
     c.data.snippet_frames = 16 if paper else 8  # k (stored frames, <= 15 fps)
