@@ -38,7 +38,8 @@ def pipeline_rate(config, workers: int, batches: int) -> float:
                       process_count=1)
     it = iter(ds)
     first = next(it)
-    for _ in range(2 * workers + 2):  # drain what was prefetched during start-up
+    buffer = int(config.data.get("worker_buffer", 1) or 1)
+    for _ in range(workers * buffer + 2):  # drain what was prefetched during start-up
         next(it)
     t0 = time.perf_counter()
     for _ in range(batches):
@@ -103,10 +104,10 @@ def step_rate(config, steps: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", default="0,2", help="comma-separated worker counts")
-    p.add_argument("--batches", type=int, default=16, help="timed batches per measurement")
+    p.add_argument("--batches", type=int, default=60, help="timed batches per measurement")
     p.add_argument("--clips", type=int, default=200, help="clips timed by the transform alone")
     p.add_argument("--steps", type=int, default=12, help="timed train steps")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results/avcpnet_input_pipeline.jsonl")
     args = p.parse_args()
     t_start = time.perf_counter()
