@@ -27,6 +27,8 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -43,6 +45,59 @@ from jaxaffect.families.avcpnet.ep_ce import multitask_loss  # noqa: E402
 from jaxaffect.families.avcpnet.model import AVCPNet  # noqa: E402
 from jaxaffect.nn.video_swin import VideoSwin3D  # noqa: E402
 from jaxaffect.perf import count_flops, matmul_peak_gflops, xla_flops  # noqa: E402
+
+
+def swin_settings(size: str) -> tuple[dict, ClipSpec]:
+    """The Video Swin fields and the clip spec of `configs/avcpnet/avcpnet.py:size=<size>`."""
+    config = load_config(f"configs/avcpnet/avcpnet.py:size={size}")
+    d = config.data
+    spec = ClipSpec(**{f: d[f] for f in ClipSpec.__dataclass_fields__ if f in d})
+    swin = {k: tuple(v) if isinstance(v, (list, tuple)) else v
+            for k, v in config.model.swin.to_dict().items()}
+    return swin, spec
+
+
+def our_backbone_grad(swin: dict, dtype: Any) -> Callable:
+    """(params, clips) -> gradient of the mean squared backbone features (forward+backward)."""
+    backbone = VideoSwin3D(**swin, dtype=dtype)
+
+    def backbone_grad(p, x):
+        return jax.grad(lambda q: jnp.mean(backbone.apply({"params": q}, x, train=False)
+                                           .astype(jnp.float32) ** 2))(p)
+
+    return backbone_grad
+
+
+def our_backbone_inputs(swin: dict, dtype: Any, clips: np.ndarray) -> tuple[Any, Any]:
+    """Initial params and the device copy of `clips` [N, T, H, W, 3]."""
+    backbone = VideoSwin3D(**swin, dtype=dtype)
+    params = jax.jit(lambda r: backbone.init(r, clips[:1], train=False)["params"])(
+        jax.random.key(2))
+    return params, jax.device_put(clips)
+
+
+def torchvision_backbone(swin: dict, clips: np.ndarray) -> tuple[Any, Callable | None]:
+    """(torch, one forward + backward of torchvision's SwinTransformer3d with the same settings
+    on `clips`, torch using every available core), or (None, None) without torch/torchvision."""
+    try:
+        import torch
+        from torchvision.models.video.swin_transformer import SwinTransformer3d
+    except ImportError:
+        return None, None
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    theirs = SwinTransformer3d(
+        patch_size=list(swin["patch_size"]), embed_dim=swin["embed_dim"],
+        depths=list(swin["depths"]), num_heads=list(swin["num_heads"]),
+        window_size=list(swin["window_size"]), mlp_ratio=swin["mlp_ratio"],
+        stochastic_depth_prob=0.0, num_classes=6)
+    x = torch.from_numpy(np.ascontiguousarray(clips.transpose(0, 4, 1, 2, 3)))
+
+    def step() -> None:
+        theirs.zero_grad()
+        feats = theirs.norm(theirs.features(theirs.patch_embed(x)))
+        (feats ** 2).mean().backward()
+
+    return torch, step
 
 
 def main() -> None:
@@ -62,11 +117,9 @@ def main() -> None:
     batch = args.batch or (1 if paper else 8)
     steps = args.steps or (1 if paper else 5)
     config = load_config(f"configs/avcpnet/avcpnet.py:size={args.size}")
-    d, m = config.data, config.model
-    spec = ClipSpec(**{f: d[f] for f in ClipSpec.__dataclass_fields__ if f in d})
+    m = config.model
+    swin, spec = swin_settings(args.size)
     dtype = jnp.bfloat16 if args.bf16 else jnp.float32
-    swin = {k: tuple(v) if isinstance(v, (list, tuple)) else v
-            for k, v in m.swin.to_dict().items()}
     rng = np.random.default_rng(0)
     video = rng.normal(size=(batch, *spec.video_shape)).astype(np.float32)
     mfcc = rng.normal(size=(batch, *spec.mfcc_shape)).astype(np.float32)
@@ -117,17 +170,9 @@ def main() -> None:
 
     # -- the visual backbone alone, ours and torchvision's ------------------------------------
     clips_in = video.reshape(batch * spec.num_segments, *spec.video_shape[1:])
-    backbone = VideoSwin3D(**swin, dtype=dtype)
-    bparams = jax.jit(lambda r: backbone.init(r, clips_in[:1], train=False)["params"])(
-        jax.random.key(2))
-
-    def backbone_grad(p, x):
-        return jax.grad(lambda q: jnp.mean(backbone.apply({"params": q}, x, train=False)
-                                           .astype(jnp.float32) ** 2))(p)
-
-    bx = jax.device_put(clips_in)
+    bparams, bx = our_backbone_inputs(swin, dtype, clips_in)
     t0 = time.perf_counter()
-    bstep = jax.jit(backbone_grad).lower(bparams, bx).compile()
+    bstep = jax.jit(our_backbone_grad(swin, dtype)).lower(bparams, bx).compile()
     backbone_compile_s = time.perf_counter() - t0
 
     def our_backbone(n: int) -> float:
@@ -136,28 +181,12 @@ def main() -> None:
             jax.block_until_ready(bstep(bparams, bx))
         return time.perf_counter() - t0
 
-    torch = theirs = None
-    if not args.no_reference:
-        try:
-            import torch
-            from torchvision.models.video.swin_transformer import SwinTransformer3d
-
-            torch.set_num_threads(len(os.sched_getaffinity(0)))
-            theirs = SwinTransformer3d(
-                patch_size=list(swin["patch_size"]), embed_dim=swin["embed_dim"],
-                depths=list(swin["depths"]), num_heads=list(swin["num_heads"]),
-                window_size=list(swin["window_size"]), mlp_ratio=swin["mlp_ratio"],
-                stochastic_depth_prob=0.0, num_classes=6)
-            tx_in = torch.from_numpy(np.ascontiguousarray(clips_in.transpose(0, 4, 1, 2, 3)))
-        except ImportError:
-            torch = theirs = None
+    torch, theirs = (None, None) if args.no_reference else torchvision_backbone(swin, clips_in)
 
     def their_backbone(n: int) -> float:
         t0 = time.perf_counter()
         for _ in range(n):
-            theirs.zero_grad()
-            feats = theirs.norm(theirs.features(theirs.patch_embed(tx_in)))
-            (feats ** 2).mean().backward()
+            theirs()
         return time.perf_counter() - t0
 
     peak = matmul_peak_gflops()

@@ -322,6 +322,31 @@ def render_avcpnet_train_step(runs: list[dict]) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
+def render_swin_profile(runs: list[dict]) -> str:
+    """The newest run: step wall time and op time by kind, ours (XLA) against torchvision."""
+    r = runs[-1]
+    kinds = list(r["ours"]["op_seconds"])
+    lines = ["| backbone forward + backward | step (s) | " + " | ".join(kinds)
+             + " | all ops (s) |", "|---" * (len(kinds) + 3) + "|"]
+    for key, label in (("ours", "ours (XLA, jit)"), ("torchvision", "torchvision (eager)")):
+        if key not in r:
+            lines.append(f"| {label} | not measured |" + " - |" * (len(kinds) + 1))
+            continue
+        ops = r[key]["op_seconds"]
+        lines.append(f"| {label} | {r[key]['step_s']:.2f} | "
+                     + " | ".join(f"{ops[k]:.2f}" for k in kinds)
+                     + f" | {sum(ops.values()):.2f} |")
+    t, h, w = r["input"]
+    a = r["arguments"]
+    head = (f"`PYTHONPATH=. python benchmarks/swin_profile.py --size {r['size']}` (Video Swin-T "
+            f"on {r['clips']} segment clip(s) of {t} frames of {h} x {w} px, float32, "
+            f"{r['cpus_available']} cores for both; step: median of {a['rounds']} alternating "
+            f"rounds; op seconds per step by kind from a `jax.profiler` / `torch.profiler` "
+            f"trace of {a['steps']} steps, sorted by `jaxaffect.op_profile`; ops running at "
+            "the same time on different threads both count). " + stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
 def render_ctm_train_step(runs: list[dict]) -> str:
     """One row per run (batch, dtype, remat): rate, and FLOPs per step counted with loops
     against XLA's count of the scanned model."""
@@ -355,6 +380,7 @@ def render_ctm_train_step(runs: list[dict]) -> str:
 RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "beam_build": render_beam_build,
     "avcpnet_train_step": render_avcpnet_train_step,
+    "swin_profile": render_swin_profile,
     "ctm_train_step": render_ctm_train_step,
     "avcpnet_input_pipeline": render_avcpnet_input_pipeline,
     "extraction": render_extraction,

@@ -253,6 +253,23 @@ def test_avcpnet_input_pipeline_renders_workers_and_the_per_clip_rate(tmp_path):
     assert "200.0 clips/s" in text and "median of 3 alternating rounds" in text
 
 
+def test_swin_profile_renders_both_models_by_kind(tmp_path):
+    ops = {"matrix products": 1.04, "layout copies": 0.3, "broadcasts": 0.2, "other": 0.31}
+    run = _stamped("swin_profile", size="paper", clips=1, input=[8, 224, 224], cpus_available=2,
+                   arguments={"rounds": 3, "steps": 2}, torch="2.x",
+                   ours={"step_s": 2.18, "op_seconds": ops},
+                   torchvision={"step_s": 1.48, "op_seconds": dict(ops, broadcasts=0.02)})
+    text = _render(tmp_path, "swin_profile", [run])
+    assert "| ours (XLA, jit) | 2.18 | 1.04 | 0.30 | 0.20 | 0.31 | 1.85 |" in text
+    assert "| torchvision (eager) | 1.48 | 1.04 | 0.30 | 0.02 | 0.31 | 1.67 |" in text
+    assert "matrix products | layout copies | broadcasts | other | all ops (s) |" in text
+    assert "--size paper" in text and "8 frames of 224 x 224 px" in text
+    del run["torchvision"]  # torch not installed
+    (tmp_path / "without_torch").mkdir()
+    text = _render(tmp_path / "without_torch", "swin_profile", [run])
+    assert "| torchvision (eager) | not measured | - | - | - | - | - |" in text
+
+
 def _lirec(commit: str, ours: float, theirs: float | None, threads: int = 2) -> dict:
     run = _stamped("lirec_train_step", commit, arguments={"rounds": 5},
                    config="configs/lirec/interactions.py:modalities=visual+text+tracks,released",
