@@ -127,7 +127,7 @@ def mfcc_frames(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *,
     count = 1 + (padded.size - n_fft) // hop
     frames = np.lib.stride_tricks.as_strided(
         padded, (count, n_fft), (padded.strides[0] * hop, padded.strides[0]), writeable=False)
-    # scipy's FFT: numpy's (2.x) takes ~7x longer over a batch of float32 frames
+    # scipy's FFT: numpy's (2.x) takes several times longer over a batch of float32 frames
     spectrum = scipy.fft.rfft(frames * _window(win, n_fft).astype(np.float32), axis=1)
     power = (spectrum.real**2 + spectrum.imag**2).T  # [bins, frames]
     mel = mel_basis(sample_rate, n_fft, n_mels) @ power
