@@ -339,7 +339,8 @@ def render_swin_profile(runs: list[dict]) -> str:
     t, h, w = r["input"]
     a = r["arguments"]
     head = (f"`PYTHONPATH=. python benchmarks/swin_profile.py --size {r['size']}` (Video Swin-T "
-            f"on {r['clips']} segment clip(s) of {t} frames of {h} x {w} px, float32, "
+            f"on {r['clips']} segment clip" + ("s" if r["clips"] != 1 else "")
+            + f" of {t} frames of {h} x {w} px, float32, "
             f"{r['cpus_available']} cores for both; step: median of {a['rounds']} alternating "
             f"rounds; op seconds per step by kind from a `jax.profiler` / `torch.profiler` "
             f"trace of {a['steps']} steps, sorted by `jaxaffect.op_profile`; ops running at "
