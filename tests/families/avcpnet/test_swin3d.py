@@ -226,6 +226,25 @@ def test_window_bias_gradient_equals_the_broadcast_sums(jit):
                                   np.asarray(logits + bias))
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_gelu_erf_and_its_gradient_against_math_erf(jit):
+    """x Phi(x) and its derivative Phi(x) + x phi(x), element by element with math.erf /
+    math.exp in float64; also within float32 rounding of jax's erfc-based exact GELU."""
+    import math
+
+    x = np.concatenate([np.linspace(-9, 9, 181), [-0.0, 1e-4, -1e-4]]).astype(np.float32)
+    value, grad = _maybe_jit(jax.vmap(jax.value_and_grad(S.gelu_erf)), jit)(jnp.asarray(x))
+    phi = [0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)]
+    want = [v * p for v, p in zip(x.astype(np.float64), phi)]
+    dwant = [p + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+             for v, p in zip(x.astype(np.float64), phi)]
+    np.testing.assert_allclose(np.asarray(value), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(grad), dwant, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(value),
+                               np.asarray(jax.nn.gelu(jnp.asarray(x), approximate=False)),
+                               rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------
 # The model
 # ------------------------------------------------------------------------------------------
