@@ -41,7 +41,8 @@ def command(name: str, payload: dict[str, Any]) -> str:
 
 
 def render(name: str, payload: dict[str, Any]) -> str:
-    """The README block of one demo: provenance line, the demo's own header, the table."""
+    """The README block of one demo: provenance line, the demo's own header, the table and
+    the demo's analysis under it when it has one."""
     run = payload["provenance"]
     stamp = (f"`{command(name, payload)}` at commit `{run['commit']}` on {run['cpu']} "
              f"({run['cores']} cores), jax {run['jax']}, {run['devices']}, "
@@ -49,7 +50,8 @@ def render(name: str, payload: dict[str, Any]) -> str:
              "`python -m jaxaffect.demo_report`.")
     keys = [tuple(k) for k in payload["table_keys"]]
     table = format_table(list(payload["rows"].items()), keys, len(payload["seeds"]))
-    return f"{stamp}\n\n{payload['header']}\n\n{table}\n"
+    analysis = f"\n{payload['analysis']}\n" if payload.get("analysis") else ""
+    return f"{stamp}\n\n{payload['header']}\n\n{table}\n{analysis}"
 
 
 def update(readme: Path, results: Path, *, check: bool = False) -> list[str]:

@@ -85,6 +85,14 @@ class Demo(abc.ABC):
         """Summary images over all arms and seeds (optional)."""
         del out, per_arm, settings, seeds
 
+    def analysis(self, out: Path, data: dict[str, str], settings: dict[str, Any],
+                 seeds: list[int]) -> str:
+        """Markdown shown under the results table, in results.md and in the README block
+        (optional): e.g. accuracy by kind of test example, read from the runs under `out`; it
+        may write its own images into `out`."""
+        del out, data, settings, seeds
+        return ""
+
 
 def format_table(rows: list[tuple[str, dict]], keys: Sequence[tuple[str, str]],
                  num_seeds: int) -> str:
@@ -184,17 +192,20 @@ def run_demo(demo: Demo, workdir: str, *, quick: bool = False, full: bool = Fals
                 arm.figures(config, run_dir)
     rows += [(a.label or a.name, summarize_seeds(per_arm[a.name])) for a in arms if a.in_table]
     demo.figures(out, per_arm, settings, seeds)
+    analysis = demo.analysis(out, data, settings, seeds).strip()
     minutes = (time.perf_counter() - t0) / 60
     devices = f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
     extra = {"best_validation": summaries}
     text = (demo.header(settings, seeds, minutes, devices).rstrip() + "\n\n"
             + format_table(rows, demo.table_keys, len(seeds)) + "\n"
+            + (f"\n{analysis}\n" if analysis else "")
             + demo.footer(extra))
     (out / "results.md").write_text(text)
     payload = {"settings": settings, "seeds": seeds, "rows": dict(rows), "per_seed": per_arm,
                "best_validation": summaries, "minutes": minutes, "data": data,
                "header": demo.header(settings, seeds, minutes, devices).rstrip(),
                "table_keys": [list(k) for k in demo.table_keys],
+               **({"analysis": analysis} if analysis else {}),
                "provenance": provenance(devices, minutes, quick=quick, seeds=seeds,
                                         **({"full": True} if full else {}))}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))

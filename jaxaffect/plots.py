@@ -171,3 +171,34 @@ def plot_bars(values: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
     if title:
         ax.set_title(title, fontsize=10)
     _save(fig, path)
+
+
+def plot_grouped_bars(values: Mapping[str, Mapping[str, Sequence[float]]],
+                      path: str | os.PathLike, *, ylabel: str, title: str = "") -> None:
+    """Bars in groups: values[group][series] -> the mean as a bar (one colour per series, the
+    same order in every group), the std as an error bar, every value as a dot (e.g. accuracy
+    per seed of several models on several kinds of example). Empty entries get no bar."""
+    plt = _pyplot()
+    groups = list(values)
+    series = list(dict.fromkeys(s for g in groups for s in values[g]))
+    if not groups or not series:
+        raise ValueError("nothing to plot")
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(2.0 + 1.1 * len(groups) * max(1, len(series) / 2), 4.0))
+    for j, name in enumerate(series):
+        color, labelled = f"C{j}", False
+        for i, group in enumerate(groups):
+            v = np.asarray(values[group].get(name, []), float)
+            if not v.size:
+                continue
+            x = i - 0.4 + width * (j + 0.5)
+            ax.bar(x, v.mean(), width=width * 0.9, yerr=v.std(ddof=1) if v.size > 1 else None,
+                   capsize=3, alpha=0.7, color=color, label=None if labelled else name)
+            labelled = True
+            ax.scatter(np.full(v.size, x), v, color="black", s=8, zorder=3)
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    _save(fig, path)

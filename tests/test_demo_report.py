@@ -30,6 +30,9 @@ def test_render_and_update(tmp_path):
     assert block.startswith("`jaxaffect demo toy --quick --seeds 0,1,2` at commit `abc` on "
                             "Some CPU (2 cores), jax 0.1, 1 cpu device(s), 3.1 min")
     assert "| model | 50.00 ± 10.00 |" in block and "Synthetic corpus; test split." in block
+    assert "By kind" not in block
+    analysed = demo_report.render("toy", {**_payload([0, 1, 2]), "analysis": "By kind: 1 2"})
+    assert analysed == block + "\nBy kind: 1 2\n"
     results = tmp_path / "results"
     results.mkdir()
     (results / "toy.json").write_text(json.dumps(_payload([0])))

@@ -49,6 +49,9 @@ class _Toy(dr.Demo):
     def footer(self, extra):
         return f"pre validation: {extra['best_validation']['pre']}\n"
 
+    def analysis(self, out, data, settings, seeds):
+        return f"analysis of {out.name}, seeds {seeds}, on {data['corpus']}\n"
+
 
 def test_run_demo_trains_arms_per_seed_and_writes_results(tmp_path, monkeypatch):
     calls = []
@@ -76,6 +79,10 @@ def test_run_demo_trains_arms_per_seed_and_writes_results(tmp_path, monkeypatch)
     text = (tmp_path / "w" / "results.md").read_text()
     assert text.startswith("toy demo, seeds [0, 2]") and "| main model | 70.00 ± 14.14 |" in text
     assert "pre validation:" in text and payload["data"] == {"corpus": f"{tmp_path}/h/built"}
+    # the analysis sits under the table (before the footer) and in the payload
+    analysis = f"analysis of w, seeds [0, 2], on {tmp_path}/h/built"
+    assert text.index("| main model |") < text.index(analysis) < text.index("pre validation:")
+    assert saved["analysis"] == analysis
 
 
 def test_append_result_adds_one_json_line_per_call(tmp_path):

@@ -80,6 +80,17 @@ def test_plot_bars_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
 
 
+def test_plot_grouped_bars_writes_a_png_and_refuses_nothing(tmp_path):
+    from jaxaffect.plots import plot_grouped_bars
+
+    path = tmp_path / "grouped.png"
+    plot_grouped_bars({"g1": {"a": [1.0, 2.0], "b": [3.0]}, "g2": {"a": [], "b": [4.0, 5.0]}},
+                      path, ylabel="acc", title="t")
+    _png_size(path)
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_grouped_bars({}, tmp_path / "empty.png", ylabel="acc")
+
+
 def test_metric_writer_puts_a_png_in_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
