@@ -31,12 +31,15 @@ GROUPS: tuple[tuple[str, str], ...] = (
 
 def clip_group(row: Mapping[str, str]) -> str:
     """The group of one truth.csv row (see GROUPS)."""
-    kind = row["kind"]
-    if kind == "both":
-        return "both"
-    if kind not in ("video_only", "audio_only"):
-        raise ValueError(f"truth.csv row {row.get('id')!r}: unknown kind {kind!r}")
-    other = row["audio_cue"] if kind == "video_only" else row["video_cue"]
+    try:
+        kind = row["kind"]
+        if kind == "both":
+            return "both"
+        if kind not in ("video_only", "audio_only"):
+            raise ValueError(f"truth.csv row {row.get('id')!r}: unknown kind {kind!r}")
+        other = row["audio_cue"] if kind == "video_only" else row["video_cue"]
+    except KeyError as e:
+        raise ValueError(f"truth.csv row {row.get('id')!r}: no field {e}") from None
     quiet = other in (AGNOSTIC, ABSENT)
     return f"{kind.split('_')[0]}_{'quiet' if quiet else 'decoy'}"
 
@@ -92,10 +95,10 @@ def by_kind(workdir: str | Path, arms: Sequence[str], seeds: Sequence[int],
 
 
 def format_by_kind(table: Mapping[str, Mapping[str, Sequence[float]]], sizes: Mapping[str, int],
-                   labels: Mapping[str, str]) -> str:
+                   labels: Mapping[str, str], first_column: str = "model") -> str:
     """Markdown table: one row per arm (labels[arm]), one column per group with its clip
     count, accuracy in % (mean ± sample std over seeds when there are several)."""
-    lines = ["| model | " + " | ".join(f"{label} ({sizes.get(key, 0)})"
+    lines = [f"| {first_column} | " + " | ".join(f"{label} ({sizes.get(key, 0)})"
                                        for key, label in GROUPS) + " |",
              "|" + "---|" * (len(GROUPS) + 1)]
     for arm, groups in table.items():
@@ -109,3 +112,40 @@ def format_by_kind(table: Mapping[str, Mapping[str, Sequence[float]]], sizes: Ma
             cells.append(f"{100 * m:.1f}" + (f" ± {100 * s:.1f}" if len(values) > 1 else ""))
         lines.append(f"| {labels.get(arm, arm)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m jaxaffect.families.avcpnet.by_kind --truth CORPUS RUN [RUN ...]``: the
+    table for runs trained on a synthetic corpus (each RUN holds the predictions_<split>.jsonl
+    that `jaxaffect eval` writes)."""
+    import argparse
+    import sys
+
+    from jaxaffect.families.avcpnet.synthetic import read_truth
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0].strip("` "))
+    parser.add_argument("runs", nargs="+", help="run folders (e.g. runs/avcp/seed_0)")
+    parser.add_argument("--truth", required=True,
+                        help="the synthetic corpus folder holding truth.csv")
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args(argv)
+    try:
+        truth = read_truth(args.truth)
+        table, sizes = {}, {}
+        for run in args.runs:
+            path = Path(run) / f"predictions_{args.split}.jsonl"
+            if not path.is_file():
+                raise ValueError(f"{path}: no predictions (run `jaxaffect eval --workdir {run} "
+                                 f"--split {args.split}` first)")
+            counts = group_accuracy(read_predictions(path), truth)
+            sizes = {k: n for k, (_, n) in counts.items()}
+            table[run] = {k: [ok / n] if n else [] for k, (ok, n) in counts.items()}
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_by_kind(table, sizes, {}, first_column="run"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

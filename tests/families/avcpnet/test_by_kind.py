@@ -45,6 +45,8 @@ def test_every_truth_row_falls_in_its_group():
     assert {key for key, _ in bk.GROUPS} == set(GROUP_OF.values())
     with pytest.raises(ValueError, match="'c9'.*unknown kind 'mixed'"):
         bk.clip_group({"id": "c9", "kind": "mixed", "video_cue": "", "audio_cue": ""})
+    with pytest.raises(ValueError, match="'c9'.*no field 'audio_cue'"):
+        bk.clip_group({"id": "c9", "kind": "video_only", "video_cue": "fear"})
 
 
 def test_group_accuracy_matches_a_direct_count(tmp_path):
@@ -108,3 +110,22 @@ def test_demo_analysis_writes_the_table_and_the_image(tmp_path):
     assert "75.0 reading the video, 62.5 the audio, 87.5 both" in text
     png = tmp_path / "w" / "accuracy_by_kind.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_command_line_prints_the_table_and_names_what_is_missing(tmp_path, capsys):
+    truth_dir = tmp_path / "corpus"
+    truth_dir.mkdir()
+    (truth_dir / TRUTH_FILE).write_text(",".join(TRUTH_COLUMNS) + "\n"
+                                        + "\n".join(",".join(r) for r in TRUTH) + "\n")
+    run = tmp_path / "run"
+    _write_predictions(run / "predictions_test.jsonl",
+                       {c: g == "both" for c, g in GROUP_OF.items()})
+    assert bk.main(["--truth", str(truth_dir), str(run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| run | both streams (2) |")
+    assert out[2] == f"| {run} | 100.0 | 0.0 | 0.0 | 0.0 | 0.0 |"
+    assert bk.main(["--truth", str(truth_dir), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path}/predictions_test.jsonl: no predictions")
+    assert bk.main(["--truth", str(tmp_path / "nowhere"), str(run)]) == 2
+    assert "truth.csv" in capsys.readouterr().err
