@@ -348,6 +348,32 @@ def render_swin_profile(runs: list[dict]) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
+def render_swin_matmuls(runs: list[dict]) -> str:
+    """The newest run: the step's matrix products timed one by one, summed per operation."""
+    r = runs[-1]
+    ops: dict[str, list[float]] = {}
+    for row in r["products"]:
+        acc = ops.setdefault(row["op"], [0.0, 0.0])
+        acc[0] += row["xla_s"] * row["count"]
+        acc[1] += row["torch_s"] * row["count"]
+    lines = ["| products of (forward + both gradients, all stages) | XLA (s per step) | "
+             "PyTorch (s per step) | XLA / PyTorch time |", "|---|---|---|---|"]
+    for op, (ours, theirs) in [*ops.items(), ("all", [sum(v[0] for v in ops.values()),
+                                                      sum(v[1] for v in ops.values())])]:
+        name = f"**{op}**" if op == "all" else op
+        lines.append(f"| {name} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |")
+    t, h, w = r["input"]
+    a = r["arguments"]
+    head = (f"`PYTHONPATH=. python benchmarks/swin_matmuls.py --size {r['size']}` (every "
+            f"matrix product of Video Swin-T's forward + backward on 1 segment clip of {t} "
+            f"frames of {h} x {w} px, shapes from the config, each timed alone as a jitted "
+            f"`jnp.matmul` and as `torch.matmul` on the same float32 arrays and "
+            f"{r['cpus_available']} cores, median of {a['rounds']} alternating rounds, times "
+            f"the number of blocks that run it; patch embedding and merging left out). "
+            + stamp(runs))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
 def render_ctm_train_step(runs: list[dict]) -> str:
     """One row per run (batch, dtype, remat): rate, and FLOPs per step counted with loops
     against XLA's count of the scanned model."""
@@ -382,6 +408,7 @@ RENDERERS: dict[str, Callable[[list[dict]], str]] = {
     "beam_build": render_beam_build,
     "avcpnet_train_step": render_avcpnet_train_step,
     "swin_profile": render_swin_profile,
+    "swin_matmuls": render_swin_matmuls,
     "ctm_train_step": render_ctm_train_step,
     "avcpnet_input_pipeline": render_avcpnet_input_pipeline,
     "extraction": render_extraction,

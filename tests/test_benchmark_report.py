@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -268,6 +269,48 @@ def test_swin_profile_renders_both_models_by_kind(tmp_path):
     (tmp_path / "without_torch").mkdir()
     text = _render(tmp_path / "without_torch", "swin_profile", [run])
     assert "| torchvision (eager) | not measured | - | - | - | - | - |" in text
+
+
+def test_swin_matmuls_sums_each_operation_over_stages_and_gradients(tmp_path):
+    rows = [{"op": "MLP layer 1", "stage": 1, "kind": "forward", "count": 2,
+             "xla_s": 0.010, "torch_s": 0.008},
+            {"op": "MLP layer 1", "stage": 3, "kind": "weight gradient", "count": 6,
+             "xla_s": 0.005, "torch_s": 0.005},
+            {"op": "attention logits", "stage": 1, "kind": "forward", "count": 2,
+             "xla_s": 0.004, "torch_s": 0.002}]
+    run = _stamped("swin_matmuls", size="paper", input=[8, 224, 224], cpus_available=2,
+                   arguments={"rounds": 5}, torch="2.x", products=rows)
+    text = _render(tmp_path, "swin_matmuls", [run])
+    # MLP 1: 2 * 0.010 + 6 * 0.005 = 0.050 vs 2 * 0.008 + 6 * 0.005 = 0.046
+    assert "| MLP layer 1 | 0.050 | 0.046 | 1.09 |" in text
+    assert "| attention logits | 0.008 | 0.004 | 2.00 |" in text
+    assert "| **all** | 0.058 | 0.050 | 1.16 |" in text
+    assert "--size paper" in text and "8 frames of 224 x 224 px" in text
+
+
+def test_swin_matmuls_derives_every_product_from_the_config():
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from swin_matmuls import OPS, products
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    swin = {"embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (3, 6, 12, 24),
+            "patch_size": (2, 4, 4), "window_size": (8, 7, 7), "mlp_ratio": 4.0}
+    rows = products(swin, frames=8, side=224)
+    assert len(rows) == 4 * len(OPS) * 3  # stages x operations x (forward + 2 gradients)
+    by = {(r["op"], r["stage"], r["kind"]): r for r in rows}
+    # stage 1: 4 x 56 x 56 tokens of width 96; windows shrink to 4 x 7 x 7 (64 of them)
+    assert by[("MLP layer 1", 1, "forward")]["shape"] == (1, 12544, 96, 384)
+    assert by[("MLP layer 1", 1, "weight gradient")]["shape"] == (1, 96, 12544, 384)
+    assert by[("attention logits", 1, "forward")]["shape"] == (64 * 3, 196, 32, 196)
+    assert by[("weighted values", 3, "forward")]["shape"] == (4 * 12, 196, 196, 32)
+    assert by[("q/k/v projection", 4, "input gradient")]["shape"] == (1, 196, 3 * 768, 768)
+    assert {r["count"] for r in rows if r["stage"] == 3} == {6}
+    # every gradient product does the forward product's work
+    for (op, stage, _kind), r in by.items():
+        assert np.prod(r["shape"]) == np.prod(by[(op, stage, "forward")]["shape"])
 
 
 def _lirec(commit: str, ours: float, theirs: float | None, threads: int = 2) -> dict:
