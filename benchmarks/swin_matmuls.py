@@ -9,9 +9,12 @@ the weighted values, the output projection and the two MLP layers, each with the
 of its backward pass (input and weight gradients); the patch embedding and patch merging are
 left out. Each product is timed alone as a jitted ``jnp.matmul`` and as ``torch.matmul`` on
 the same arrays and cores (median of ``--rounds`` alternating rounds), then weighted by how
-often it runs in a step (the stage's depth). The sum says how long the step's products take
-on each library when each runs at its own single-product speed: a floor that no rewrite of
-the model around the products moves. Appends one JSON line to ``--out``.
+often it runs in a step (the stage's depth). The ratio of the two sums is what the libraries'
+matrix-product kernels alone contribute to the backbones' speed ratio, since no rewrite of the
+model around its products changes them. The sums themselves are not the products' share of a
+real step (`swin_profile.py` measures that): a product timed alone runs with no other work
+around it, and in a step XLA may run independent products at the same time. Appends one JSON
+line to ``--out``.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def time_product(shape: tuple[int, int, int, int], rounds: int, torch: Any
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="paper", choices=["demo", "paper"])
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--out", default="benchmarks/results/swin_matmuls.jsonl")
     args = p.parse_args()
     try:
