@@ -79,7 +79,9 @@ def time_product(shape: tuple[int, int, int, int], rounds: int, torch: Any
     ja, jc = jnp.asarray(a), jnp.asarray(c)
     ours = jax.jit(jnp.matmul).lower(ja, jc).compile()
     ta, tc = torch.from_numpy(a), torch.from_numpy(c)
-    reps = max(1, int(0.5e9 / (2 * b * m * k * n)))  # about 0.5 GFLOP per measurement
+    # at least 10 products (and 2 GFLOP) per measurement: a single call also times the
+    # thread pool waking up, tens of percent of a product of a few milliseconds
+    reps = max(10, int(2e9 / (2 * b * m * k * n)))
     jax.block_until_ready(ours(ja, jc))
     torch.matmul(ta, tc)
     mine, theirs = [], []
