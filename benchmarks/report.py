@@ -351,17 +351,21 @@ def render_swin_profile(runs: list[dict]) -> str:
 def render_swin_matmuls(runs: list[dict]) -> str:
     """The newest run: the step's matrix products timed one by one, summed per operation."""
     r = runs[-1]
+    # per operation: seconds per step and core-seconds per step, XLA then PyTorch
     ops: dict[str, list[float]] = {}
     for row in r["products"]:
-        acc = ops.setdefault(row["op"], [0.0, 0.0])
-        acc[0] += row["xla_s"] * row["count"]
-        acc[1] += row["torch_s"] * row["count"]
+        acc = ops.setdefault(row["op"], [0.0, 0.0, 0.0, 0.0])
+        for i, lib in enumerate(("xla", "torch")):
+            acc[i] += row[f"{lib}_s"] * row["count"]
+            acc[2 + i] += row[f"{lib}_s"] * row["count"] * row.get(f"{lib}_cores", 0.0)
+    ops["all"] = [sum(v[i] for v in ops.values()) for i in range(4)]
     lines = ["| products of (forward + both gradients, all stages) | XLA (s per step) | "
-             "PyTorch (s per step) | XLA / PyTorch time |", "|---|---|---|---|"]
-    for op, (ours, theirs) in [*ops.items(), ("all", [sum(v[0] for v in ops.values()),
-                                                      sum(v[1] for v in ops.values())])]:
+             "PyTorch (s per step) | XLA / PyTorch time | cores busy: XLA / PyTorch |",
+             "|---|---|---|---|---|"]
+    for op, (ours, theirs, ours_cpu, theirs_cpu) in ops.items():
         name = f"**{op}**" if op == "all" else op
-        lines.append(f"| {name} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |")
+        busy = (f"{ours_cpu / ours:.2f} / {theirs_cpu / theirs:.2f}" if ours_cpu else "-")
+        lines.append(f"| {name} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} | {busy} |")
     t, h, w = r["input"]
     a = r["arguments"]
     head = (f"`PYTHONPATH=. python benchmarks/swin_matmuls.py --size {r['size']}` (every "
@@ -369,7 +373,8 @@ def render_swin_matmuls(runs: list[dict]) -> str:
             f"frames of {h} x {w} px, shapes from the config, each timed alone as a jitted "
             f"`jnp.matmul` and as `torch.matmul` on the same float32 arrays and "
             f"{r['cpus_available']} cores, median of {a['rounds']} alternating rounds, times "
-            f"the number of blocks that run it; patch embedding and merging left out). "
+            f"the number of blocks that run it; cores busy: CPU time over wall time while it "
+            f"ran; patch embedding and merging left out). "
             + stamp(runs))
     return head + "\n\n" + "\n".join(lines) + "\n"
 

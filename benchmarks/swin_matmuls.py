@@ -8,7 +8,8 @@ stage): per block the q/k/v projection, the attention logits (q @ k^T per window
 the weighted values, the output projection and the two MLP layers, each with the two products
 of its backward pass (input and weight gradients); the patch embedding and patch merging are
 left out. Each product is timed alone as a jitted ``jnp.matmul`` and as ``torch.matmul`` on
-the same arrays and cores (median of ``--rounds`` alternating rounds), then weighted by how
+the same arrays and cores (median of ``--rounds`` alternating rounds; with the cores each kept
+busy: the process's CPU time over the wall time), then weighted by how
 often it runs in a step (the stage's depth). The ratio of the two sums is what the libraries'
 matrix-product kernels alone contribute to the backbones' speed ratio, since no rewrite of the
 model around its products changes them. The sums themselves are not the products' share of a
@@ -70,8 +71,9 @@ def products(swin: dict, frames: int, side: int) -> list[dict[str, Any]]:
 
 
 def time_product(shape: tuple[int, int, int, int], rounds: int, torch: Any
-                 ) -> tuple[float, float]:
-    """Median seconds of one product of `shape` (batch, m, k, n): XLA, torch (alternating)."""
+                 ) -> dict[str, float]:
+    """Median seconds of one product of `shape` (batch, m, k, n), XLA and torch alternating,
+    and the cores each kept busy meanwhile (this process's CPU time / wall time)."""
     b, m, k, n = shape
     rng = np.random.default_rng(0)
     a = rng.normal(size=(b, m, k)).astype(np.float32)
@@ -84,18 +86,29 @@ def time_product(shape: tuple[int, int, int, int], rounds: int, torch: Any
     reps = max(10, int(2e9 / (2 * b * m * k * n)))
     jax.block_until_ready(ours(ja, jc))
     torch.matmul(ta, tc)
-    mine, theirs = [], []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
+    wall: dict[str, list[float]] = {"xla": [], "torch": []}
+    cpu: dict[str, list[float]] = {"xla": [], "torch": []}
+
+    def run_xla() -> None:
         for _ in range(reps):
             r = ours(ja, jc)
         jax.block_until_ready(r)
-        mine.append((time.perf_counter() - t0) / reps)
-        t0 = time.perf_counter()
+
+    def run_torch() -> None:
         for _ in range(reps):
             torch.matmul(ta, tc)
-        theirs.append((time.perf_counter() - t0) / reps)
-    return statistics.median(mine), statistics.median(theirs)
+
+    for _ in range(rounds):
+        for name, run in (("xla", run_xla), ("torch", run_torch)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            run()
+            wall[name].append((time.perf_counter() - t0) / reps)
+            cpu[name].append((time.process_time() - c0) / reps)
+    out = {}
+    for name in wall:
+        out[f"{name}_s"] = statistics.median(wall[name])
+        out[f"{name}_cores"] = sum(cpu[name]) / sum(wall[name])
+    return out
 
 
 def main() -> None:
@@ -115,10 +128,11 @@ def main() -> None:
     frames, side = spec.frames_per_snippet, spec.crop
     rows = products(swin, frames, side)
     for row in rows:
-        row["xla_s"], row["torch_s"] = time_product(row["shape"], args.rounds, torch)
+        row.update(time_product(row["shape"], args.rounds, torch))
         row["shape"] = list(row["shape"])
         print(f"stage {row['stage']} {row['op']:18s} {row['kind']:15s} {row['shape']}: "
-              f"xla / torch {row['xla_s'] / row['torch_s']:.2f}", flush=True)
+              f"xla / torch {row['xla_s'] / row['torch_s']:.2f}, cores busy "
+              f"{row['xla_cores']:.2f} / {row['torch_cores']:.2f}", flush=True)
     minutes = (time.perf_counter() - t_start) / 60
     record = {**provenance(f"{jax.device_count()} cpu device(s)", minutes),
               "benchmark": "swin_matmuls", "arguments": vars(args), "size": args.size,

@@ -273,18 +273,20 @@ def test_swin_profile_renders_both_models_by_kind(tmp_path):
 
 def test_swin_matmuls_sums_each_operation_over_stages_and_gradients(tmp_path):
     rows = [{"op": "MLP layer 1", "stage": 1, "kind": "forward", "count": 2,
-             "xla_s": 0.010, "torch_s": 0.008},
+             "xla_s": 0.010, "torch_s": 0.008, "xla_cores": 2.0, "torch_cores": 2.0},
             {"op": "MLP layer 1", "stage": 3, "kind": "weight gradient", "count": 6,
-             "xla_s": 0.005, "torch_s": 0.005},
+             "xla_s": 0.005, "torch_s": 0.005, "xla_cores": 1.5, "torch_cores": 2.0},
             {"op": "attention logits", "stage": 1, "kind": "forward", "count": 2,
-             "xla_s": 0.004, "torch_s": 0.002}]
+             "xla_s": 0.004, "torch_s": 0.002, "xla_cores": 1.0, "torch_cores": 1.9}]
     run = _stamped("swin_matmuls", size="paper", input=[8, 224, 224], cpus_available=2,
                    arguments={"rounds": 5}, torch="2.x", products=rows)
     text = _render(tmp_path, "swin_matmuls", [run])
     # MLP 1: 2 * 0.010 + 6 * 0.005 = 0.050 vs 2 * 0.008 + 6 * 0.005 = 0.046
-    assert "| MLP layer 1 | 0.050 | 0.046 | 1.09 |" in text
-    assert "| attention logits | 0.008 | 0.004 | 2.00 |" in text
-    assert "| **all** | 0.058 | 0.050 | 1.16 |" in text
+    # cores busy, time-weighted: (0.020 * 2 + 0.030 * 1.5) / 0.050 = 1.70 vs 2.00
+    assert "| MLP layer 1 | 0.050 | 0.046 | 1.09 | 1.70 / 2.00 |" in text
+    assert "| attention logits | 0.008 | 0.004 | 2.00 | 1.00 / 1.90 |" in text
+    # (0.085 + 0.008) / 0.058 = 1.60; (0.092 + 0.0076) / 0.050 = 1.99
+    assert "| **all** | 0.058 | 0.050 | 1.16 | 1.60 / 1.99 |" in text
     assert "--size paper" in text and "8 frames of 224 x 224 px" in text
 
 
