@@ -357,15 +357,15 @@ def render_swin_matmuls(runs: list[dict]) -> str:
         acc = ops.setdefault(row["op"], [0.0, 0.0, 0.0, 0.0])
         for i, lib in enumerate(("xla", "torch")):
             acc[i] += row[f"{lib}_s"] * row["count"]
-            acc[2 + i] += row[f"{lib}_s"] * row["count"] * row.get(f"{lib}_cores", 0.0)
+            acc[2 + i] += row[f"{lib}_s"] * row["count"] * row[f"{lib}_cores"]
     ops["all"] = [sum(v[i] for v in ops.values()) for i in range(4)]
     lines = ["| products of (forward + both gradients, all stages) | XLA (s per step) | "
              "PyTorch (s per step) | XLA / PyTorch time | cores busy: XLA / PyTorch |",
              "|---|---|---|---|---|"]
     for op, (ours, theirs, ours_cpu, theirs_cpu) in ops.items():
         name = f"**{op}**" if op == "all" else op
-        busy = (f"{ours_cpu / ours:.2f} / {theirs_cpu / theirs:.2f}" if ours_cpu else "-")
-        lines.append(f"| {name} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} | {busy} |")
+        lines.append(f"| {name} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} | "
+                     f"{ours_cpu / ours:.2f} / {theirs_cpu / theirs:.2f} |")
     t, h, w = r["input"]
     a = r["arguments"]
     head = (f"`PYTHONPATH=. python benchmarks/swin_matmuls.py --size {r['size']}` (every "

@@ -56,7 +56,8 @@ def products(swin: dict, frames: int, side: int) -> list[dict[str, Any]]:
         dh = c // heads
         dense = {"q/k/v projection": (c, 3 * c), "output projection": (c, c),
                  "MLP layer 1": (c, hidden), "MLP layer 2": (hidden, c)}
-        shapes = {op: (1, tokens, k, m) for op, (k, m) in dense.items()}
+        shapes = {op: (1, tokens, width_in, width_out)
+                  for op, (width_in, width_out) in dense.items()}
         shapes["attention logits"] = (windows * heads, n, dh, n)
         shapes["weighted values"] = (windows * heads, n, n, dh)
         for op in OPS:

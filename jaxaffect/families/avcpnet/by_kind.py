@@ -74,24 +74,33 @@ def group_accuracy(correct: Mapping[str, bool], truth: Iterable[Mapping[str, str
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
-def by_kind(workdir: str | Path, arms: Sequence[str], seeds: Sequence[int],
-            truth: Iterable[Mapping[str, str]], split: str = "test"
-            ) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
-    """Accuracy per group for every arm and seed of a demo's workdir
-    (<workdir>/<arm>/seed_<seed>/predictions_<split>.jsonl): ({arm: {group: [accuracy per
-    seed]}}, {group: clips}); a group without clips gets no accuracies."""
+def accuracy_table(predictions: Mapping[str, Sequence[str | Path]],
+                   truth: Iterable[Mapping[str, str]]
+                   ) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
+    """Accuracy per group of every row's prediction files ({row: [predictions_<split>.jsonl,
+    one per seed]}): ({row: {group: [accuracy per file]}}, {group: clips}); a group without
+    clips gets no accuracies."""
     truth = list(truth)
     table: dict[str, dict[str, list[float]]] = {}
     sizes: dict[str, int] = {}
-    for arm in arms:
-        table[arm] = {key: [] for key, _ in GROUPS}
-        for seed in seeds:
-            path = Path(workdir) / arm / f"seed_{seed}" / f"predictions_{split}.jsonl"
+    for row, paths in predictions.items():
+        table[row] = {key: [] for key, _ in GROUPS}
+        for path in paths:
             for key, (ok, n) in group_accuracy(read_predictions(path), truth).items():
                 sizes[key] = n
                 if n:
-                    table[arm][key].append(ok / n)
+                    table[row][key].append(ok / n)
     return table, sizes
+
+
+def by_kind(workdir: str | Path, arms: Sequence[str], seeds: Sequence[int],
+            truth: Iterable[Mapping[str, str]], split: str = "test"
+            ) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
+    """`accuracy_table` for every arm and seed of a demo's workdir
+    (<workdir>/<arm>/seed_<seed>/predictions_<split>.jsonl), one row per arm."""
+    return accuracy_table({arm: [Path(workdir) / arm / f"seed_{seed}" /
+                                 f"predictions_{split}.jsonl" for seed in seeds]
+                           for arm in arms}, truth)
 
 
 def format_by_kind(table: Mapping[str, Mapping[str, Sequence[float]]], sizes: Mapping[str, int],
@@ -130,16 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     args = parser.parse_args(argv)
     try:
-        truth = read_truth(args.truth)
-        table, sizes = {}, {}
-        for run in args.runs:
-            path = Path(run) / f"predictions_{args.split}.jsonl"
+        paths = {run: [Path(run) / f"predictions_{args.split}.jsonl"] for run in args.runs}
+        for run, (path,) in paths.items():
             if not path.is_file():
                 raise ValueError(f"{path}: no predictions (run `jaxaffect eval --workdir {run} "
                                  f"--split {args.split}` first)")
-            counts = group_accuracy(read_predictions(path), truth)
-            sizes = {k: n for k, (_, n) in counts.items()}
-            table[run] = {k: [ok / n] if n else [] for k, (ok, n) in counts.items()}
+        table, sizes = accuracy_table(paths, read_truth(args.truth))
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
